@@ -1,0 +1,324 @@
+"""The full training objective: diagonal flow matching + one off-diagonal (distillation) term.
+
+L = L_b (eq 12, on a fraction eta of the batch) + L_D (LSD, ESD, PSD, ... on the rest), each
+per-sample term weighted by the learned w_{s,t} (eq 19). Each sample runs only the branch it
+belongs to (no computing both branches for the whole batch and masking).
+Time convention: t = 0 is noise, t = 1 is data.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import torch
+from torch import Tensor
+
+from ..flow_map import FlowMap, dropout_disabled, has_active_dropout
+from ..interpolants import Interpolant, LinearInterpolant, sample_base
+from ..jvp import JVP_BACKENDS, JVPBackend
+from .consistency import consistency_residual
+from .diagonal import flow_matching_residual
+from .eulerian import EULERIAN_STOPGRADS, EulerianStopGrad, emd_residual, esd_residual, meanflow_residual
+from .lagrangian import Velocity, lmd_residual, lsd_residual, lsd_semigradient_residual
+from .progressive import MapFn, pfmm_residual, psd_residual, shortcut_residual
+from .times import sample_diagonal, sample_dyadic, sample_off_diagonal
+from .weighting import squared_norm, weighted_loss
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What a method needs: ``student_form`` residuals are v_{s,t}(I_s) - sg(target) and take a
+    precomputed student, so their student forward can share one network call with the diagonal;
+    ``teacher`` is None, "velocity" or "map" (a frozen pretrained model)."""
+
+    name: str
+    summary: str
+    student_form: bool = False
+    teacher: str | None = None
+
+
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in [
+        MethodSpec("fm", "flow matching on the diagonal only (eq 12); sample with an ODE solver"),
+        MethodSpec("lsd", "Lagrangian self-distillation (eq 13), gradient through the JVP in t"),
+        MethodSpec("lsd-semigrad", "LSD, memory-saving semigradient of App. F.4", student_form=True),
+        MethodSpec("esd", "Eulerian self-distillation (eq 14); esd_stopgrad picks the variant"),
+        MethodSpec("psd-u", "progressive self-distillation (eq 22), gamma ~ U[0,1]", student_form=True),
+        MethodSpec("psd-m", "progressive self-distillation (eq 22), gamma = 1/2", student_form=True),
+        MethodSpec("meanflow", "MeanFlow (eq 42): Eulerian semigradient, conditional velocity", student_form=True),
+        MethodSpec("shortcut", "shortcut models (eq 43): PSD-M on a dyadic grid", student_form=True),
+        MethodSpec("ct", "discrete consistency training (eqs 40-41), step ct_delta", student_form=True),
+        MethodSpec("lmd", "Lagrangian map distillation (eq 27) from a frozen velocity", teacher="velocity"),
+        MethodSpec("emd", "Eulerian map distillation (eq 29) from a frozen velocity", teacher="velocity"),
+        MethodSpec("pfmm", "progressive flow map matching (eq 30) from a frozen map", student_form=True, teacher="map"),
+    ]
+}
+
+
+@dataclass
+class Teacher:
+    """A frozen pretrained model for LMD / EMD / PFMM: a velocity b(x, t) and/or a map X(x, s, t)."""
+
+    velocity: Velocity | None = None
+    map: MapFn | None = None
+
+    @classmethod
+    def from_flow_map(cls, fm: FlowMap) -> "Teacher":
+        """Freeze a trained flow map: its diagonal is the velocity, X the map."""
+        fm = fm.eval().requires_grad_(False)
+        return cls(velocity=fm.velocity, map=fm.X)
+
+
+@dataclass
+class ObjectiveConfig:
+    """Options of :class:`Objective`.
+
+    method: a key of :data:`METHODS`.
+    eta: fraction of the batch on the diagonal (paper 0.75); floor(eta B) samples, at least one
+        of each kind when 0 < eta < 1. Forced to 1 for method "fm".
+    full_square: sample (s, t) on [0,1]^2 instead of s <= t (maps that also jump backwards).
+    weighting: "auto" (learned when the network has a ``log_weight`` head, else none),
+        "learned", "constant" (w = constant_weight, the paper's checker uses 1.0) or "none".
+    reduction: "batch" (the authors' code: (sum_diag + sum_off) / B = eta mean_diag +
+        (1 - eta) mean_off) or "sum_of_means" (Algorithm 1: mean_diag + mean_off).
+    jvp_backend: "func", "forward_ad" or "fd".
+    esd_stopgrad: "full" (paper), "convex", "none" or "semigradient".
+    ct_delta: step of discrete consistency training.
+    shortcut_max_steps: finest dyadic grid of shortcut models (a power of two).
+    pfmm_gamma: "uniform" or "midpoint".
+    """
+
+    method: str = "lsd"
+    eta: float = 0.75
+    full_square: bool = False
+    weighting: Literal["auto", "learned", "constant", "none"] = "auto"
+    constant_weight: float = 1.0
+    reduction: Literal["batch", "sum_of_means"] = "batch"
+    jvp_backend: JVPBackend = "func"
+    esd_stopgrad: EulerianStopGrad = "full"
+    ct_delta: float = 1.0 / 64
+    shortcut_max_steps: int = 128
+    pfmm_gamma: Literal["uniform", "midpoint"] = "uniform"
+
+    def validate(self) -> None:
+        """Raise ValueError with the valid choices for any bad field."""
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {sorted(METHODS)}")
+        if not 0.0 <= self.eta <= 1.0:
+            raise ValueError(f"eta must be in [0, 1], got {self.eta}")
+        if self.eta == 1.0 and self.method != "fm":
+            raise ValueError(f"eta = 1 leaves no off-diagonal samples for method {self.method!r}; use method 'fm'")
+        choices = {
+            "weighting": ("auto", "learned", "constant", "none"),
+            "reduction": ("batch", "sum_of_means"),
+            "jvp_backend": JVP_BACKENDS,
+            "esd_stopgrad": EULERIAN_STOPGRADS,
+            "pfmm_gamma": ("uniform", "midpoint"),
+        }
+        for key, valid in choices.items():
+            if getattr(self, key) not in valid:
+                raise ValueError(f"unknown {key} {getattr(self, key)!r}; choose one of {list(valid)}")
+        if not self.ct_delta > 0:
+            raise ValueError(f"ct_delta must be positive, got {self.ct_delta}")
+        levels = math.log2(self.shortcut_max_steps) if self.shortcut_max_steps > 0 else -1
+        if levels < 1 or levels != int(levels):
+            raise ValueError(f"shortcut_max_steps must be a power of two >= 2, got {self.shortcut_max_steps}")
+
+
+@dataclass
+class LossOutput:
+    """What one objective evaluation returns.
+
+    loss: the scalar to backpropagate. diagonal / off_diagonal: mean weighted per-sample loss of
+    each branch (detached; nan when the branch is empty). diag_sq [M_d], off_sq [M_o]: unweighted
+    |r|^2 per sample (detached), at times t_diag [M_d] and (s_off, t_off) [M_o].
+    """
+
+    loss: Tensor
+    diagonal: Tensor
+    off_diagonal: Tensor
+    diag_sq: Tensor
+    off_sq: Tensor
+    t_diag: Tensor
+    s_off: Tensor
+    t_off: Tensor
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+
+def split_batch(batch_size: int, eta: float) -> tuple[int, int]:
+    """(M_d, M_o): floor(eta B) diagonal samples, the rest off-diagonal; each >= 1 when 0 < eta < 1."""
+    if batch_size < 1:
+        raise ValueError("batch size must be at least 1")
+    n_d = int(math.floor(eta * batch_size))
+    if 0 < eta < 1:
+        if batch_size < 2:
+            raise ValueError(f"a batch of {batch_size} cannot hold both diagonal and off-diagonal samples")
+        n_d = min(max(n_d, 1), batch_size - 1)
+    return n_d, batch_size - n_d
+
+
+def _split_cond(cond: dict[str, Tensor], n_d: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    return {k: v[:n_d] for k, v in cond.items()}, {k: v[n_d:] for k, v in cond.items()}
+
+
+@dataclass
+class OffDiagonalBatch:
+    """The off-diagonal sub-batch: x0, x1, x_s = I_s, dx_s = dI_s/ds: [M_o, ...]; s, t: [M_o].
+    ``gamma`` [M_o] holds U[0,1] draws for PSD-U / PFMM; ``d`` holds shortcut step sizes when
+    that method drew the times."""
+
+    x0: Tensor
+    x1: Tensor
+    x_s: Tensor
+    dx_s: Tensor
+    s: Tensor
+    t: Tensor
+    gamma: Tensor
+    d: Tensor | None = None
+
+
+class Objective:
+    """Self-distillation objective (and its teacher-distillation and special-case relatives).
+
+    Args:
+        config: :class:`ObjectiveConfig`.
+        sigma: base noise scale, x0 = sigma N(0, I).
+        interpolant: defaults to the linear one.
+        teacher: a :class:`Teacher`, required by lmd / emd (velocity) and pfmm (map).
+    Call with the flow map, a data batch x1 [B, ...], optional conditioning tensors [B, ...]
+    (e.g. class labels) and a generator; returns a :class:`LossOutput`.
+    """
+
+    def __init__(
+        self,
+        config: ObjectiveConfig,
+        sigma: float,
+        interpolant: Interpolant | None = None,
+        teacher: Teacher | None = None,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.spec = METHODS[config.method]
+        self.sigma = float(sigma)
+        self.interpolant = interpolant or LinearInterpolant()
+        self.teacher = teacher
+        need = self.spec.teacher
+        if need is not None and (teacher is None or getattr(teacher, need) is None):
+            raise ValueError(f"method {config.method!r} needs a frozen teacher {need}: set teacher.run to a trained run")
+        self.eta = 1.0 if config.method == "fm" else config.eta
+
+    def log_weights(self, fm: FlowMap, s: Tensor, t: Tensor) -> Tensor | None:
+        """w_{s,t} [B] per the weighting option, or None for unweighted |r|^2."""
+        mode = self.config.weighting
+        if mode == "none":
+            return None
+        if mode == "constant":
+            return torch.full_like(s, self.config.constant_weight)
+        w = fm.log_weight(s, t)
+        if w is None and mode == "learned":
+            raise ValueError("weighting='learned' needs a network with a log_weight(s, t) head; use 'auto' or 'none'")
+        return w
+
+    def __call__(
+        self,
+        fm: FlowMap,
+        x1: Tensor,
+        cond: dict[str, Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> LossOutput:
+        cond = cond or {}
+        B = x1.shape[0]
+        n_d, n_o = split_batch(B, self.eta)
+        dev, dt = x1.device, x1.dtype
+        x0 = sample_base(x1, self.sigma, generator)
+        t_d = sample_diagonal(n_d, generator, dev, dt)
+        diag = self.interpolant.sample(x0[:n_d], x1[:n_d], t_d)
+        off = self._off_batch(x0[n_d:], x1[n_d:], generator) if n_o else None
+        cond_d, cond_o = _split_cond(cond, n_d)
+
+        student_v = None
+        if off is not None and self.spec.student_form and not has_active_dropout(fm) and n_d:
+            # One network call carries the diagonal and the off-diagonal student (both with gradient).
+            v = fm.v(torch.cat([diag.x_t, off.x_s]), torch.cat([t_d, off.s]), torch.cat([t_d, off.t]), **cond)
+            r_d, student_v = v[:n_d] - diag.dx_t, v[n_d:]
+        else:
+            r_d = flow_matching_residual(fm, diag.x_t, t_d, diag.dx_t, **cond_d)
+        if off is not None:
+            with dropout_disabled(fm):
+                r_o = self.off_diagonal_residual(fm, off, student_v, **cond_o)
+        else:
+            r_o = x1.new_zeros((0, *x1.shape[1:]))
+
+        sq_d, sq_o = squared_norm(r_d), squared_norm(r_o)
+        s_o = off.s if off is not None else x1.new_zeros(0)
+        t_o = off.t if off is not None else x1.new_zeros(0)
+        l_d = weighted_loss(sq_d, self.log_weights(fm, t_d, t_d) if n_d else None)
+        l_o = weighted_loss(sq_o, self.log_weights(fm, s_o, t_o) if n_o else None)
+        if self.config.reduction == "batch":
+            loss = (l_d.sum() + l_o.sum()) / B
+        else:
+            loss = (l_d.mean() if n_d else 0.0) + (l_o.mean() if n_o else 0.0)
+        nan = x1.new_tensor(float("nan"))
+        return LossOutput(
+            loss=loss,
+            diagonal=l_d.detach().mean() if n_d else nan,
+            off_diagonal=l_o.detach().mean() if n_o else nan,
+            diag_sq=sq_d.detach(),
+            off_sq=sq_o.detach(),
+            t_diag=t_d,
+            s_off=s_o,
+            t_off=t_o,
+        )
+
+    # -- off-diagonal branch --------------------------------------------------------------------
+    def _off_batch(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None) -> OffDiagonalBatch:
+        n, dev, dt = x0.shape[0], x0.device, x0.dtype
+        d = None
+        if self.config.method == "shortcut":
+            s, d = sample_dyadic(n, self.config.shortcut_max_steps, generator, dev, dt)
+            t = s + 2 * d
+        else:
+            s, t = sample_off_diagonal(n, self.config.full_square, generator, dev, dt)
+        path = self.interpolant.sample(x0, x1, s)
+        gamma = torch.rand(n, generator=generator, device=dev, dtype=dt)
+        return OffDiagonalBatch(x0, x1, path.x_t, path.dx_t, s, t, gamma, d)
+
+    def off_diagonal_residual(
+        self, fm: FlowMap, ob: OffDiagonalBatch, student_v: Tensor | None = None, **cond: Any
+    ) -> Tensor:
+        """The per-sample distillation residual of the configured method, [M_o, ...]."""
+        return _OFF_DIAGONAL[self.config.method](self, fm, ob, student_v, cond)
+
+    def _gamma(self, ob: OffDiagonalBatch, uniform: bool) -> Tensor | float:
+        return ob.gamma if uniform else 0.5
+
+    def _ct(self, fm: FlowMap, ob: OffDiagonalBatch, student_v: Tensor | None, cond: dict[str, Any]) -> Tensor:
+        gap = ob.t - ob.s
+        delta = torch.sign(gap) * torch.clamp(gap.abs(), max=self.config.ct_delta).clamp_min(1e-4)
+        delta = torch.where(gap == 0, torch.full_like(gap, 1e-4), delta)
+        x_next = self.interpolant.position(ob.x0, ob.x1, ob.s + delta)
+        return consistency_residual(fm, ob.x_s, x_next, ob.s, ob.t, delta, student_v, **cond)
+
+
+Residual = Callable[[Objective, FlowMap, OffDiagonalBatch, "Tensor | None", dict], Tensor]
+_OFF_DIAGONAL: dict[str, Residual] = {
+    "lsd": lambda o, fm, b, sv, c: lsd_residual(fm, b.x_s, b.s, b.t, o.config.jvp_backend, **c),
+    "lsd-semigrad": lambda o, fm, b, sv, c: lsd_semigradient_residual(
+        fm, b.x_s, b.s, b.t, o.config.jvp_backend, sv, **c
+    ),
+    "esd": lambda o, fm, b, sv, c: esd_residual(
+        fm, b.x_s, b.s, b.t, o.config.esd_stopgrad, o.config.jvp_backend, sv, **c
+    ),
+    "psd-u": lambda o, fm, b, sv, c: psd_residual(fm, b.x_s, b.s, b.t, o._gamma(b, True), sv, **c),
+    "psd-m": lambda o, fm, b, sv, c: psd_residual(fm, b.x_s, b.s, b.t, 0.5, sv, **c),
+    "meanflow": lambda o, fm, b, sv, c: meanflow_residual(fm, b.x_s, b.s, b.t, b.dx_s, o.config.jvp_backend, sv, **c),
+    "shortcut": lambda o, fm, b, sv, c: shortcut_residual(fm, b.x_s, b.s, b.d, sv, **c),
+    "ct": lambda o, fm, b, sv, c: o._ct(fm, b, sv, c),
+    "lmd": lambda o, fm, b, sv, c: lmd_residual(fm, o.teacher.velocity, b.x_s, b.s, b.t, o.config.jvp_backend, **c),
+    "emd": lambda o, fm, b, sv, c: emd_residual(fm, o.teacher.velocity, b.x_s, b.s, b.t, o.config.jvp_backend, **c),
+    "pfmm": lambda o, fm, b, sv, c: pfmm_residual(
+        fm, o.teacher.map, b.x_s, b.s, b.t, o._gamma(b, o.config.pfmm_gamma == "uniform"), sv, **c
+    ),
+}

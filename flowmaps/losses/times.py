@@ -1,0 +1,61 @@
+"""Time sampling for the diagonal and off-diagonal terms. t = 0 is noise, t = 1 is data."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def _uniform(n: int, generator: torch.Generator | None, device: torch.device, dtype: torch.dtype) -> Tensor:
+    return torch.rand(n, generator=generator, device=device, dtype=dtype)
+
+
+def sample_diagonal(
+    n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """t ~ U[0, 1], shape [n]."""
+    return _uniform(n, generator, torch.device(device), dtype)
+
+
+def sample_off_diagonal(
+    n: int,
+    full_square: bool = False,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor]:
+    """(s, t), each [n].
+
+    Upper triangle (the paper): s = min(u1, u2), t = max(u1, u2), uniform on 0 <= s <= t <= 1.
+    ``full_square``: s, t independent uniform on [0, 1]^2, so the map also learns to jump
+    backwards (t < s, data towards noise).
+    """
+    a = _uniform(n, generator, torch.device(device), dtype)
+    b = _uniform(n, generator, torch.device(device), dtype)
+    if full_square:
+        return a, b
+    return torch.minimum(a, b), torch.maximum(a, b)
+
+
+def sample_dyadic(
+    n: int,
+    max_steps: int = 128,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor]:
+    """Shortcut-model times (s, d), each [n]: the jump is [s, s + 2d] on a dyadic grid.
+
+    d = 2^-(k+1) with k uniform in {0, ..., log2(max_steps) - 1}, so 2d ranges over 1, 1/2, ...,
+    2 / max_steps; s is uniform over the multiples of d with s + 2d <= 1.
+    """
+    levels = int(round(math.log2(max_steps)))
+    if 2**levels != max_steps or levels < 1:
+        raise ValueError(f"shortcut max_steps must be a power of two >= 2, got {max_steps}")
+    device = torch.device(device)
+    k = torch.randint(0, levels, (n,), generator=generator, device=device)
+    d = torch.pow(2.0, -(k + 1).to(torch.float64))
+    slots = (1.0 / d).round().long() - 1  # positions j = 0 .. 1/d - 2
+    j = (torch.rand(n, generator=generator, device=device, dtype=torch.float64) * slots).floor()
+    return (j * d).to(dtype), d.to(dtype)

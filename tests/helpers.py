@@ -1,0 +1,54 @@
+"""Small networks shared by the tests."""
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from flowmaps.nets.attention import attention
+
+
+class TinyMLP(nn.Module):
+    """f(x, a, b) for x [B, D]."""
+
+    def __init__(self, dim=2, width=32, depth=2):
+        super().__init__()
+        layers = [nn.Linear(dim + 2, width), nn.GELU()]
+        for _ in range(depth - 1):
+            layers += [nn.Linear(width, width), nn.GELU()]
+        layers.append(nn.Linear(width, dim))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x, a, b):
+        return self.body(torch.cat([a[:, None], b[:, None], x], dim=1))
+
+
+class TinyConvAttn(nn.Module):
+    """A conv net with GroupNorm and F.scaled_dot_product_attention, x [B, C, H, W]."""
+
+    def __init__(self, channels=1, width=8, sdpa=True):
+        super().__init__()
+        self.sdpa = sdpa
+        self.inp = nn.Conv2d(channels + 2, width, 3, padding=1)
+        self.norm = nn.GroupNorm(2, width)
+        self.qkv = nn.Conv2d(width, 3 * width, 1)
+        self.out = nn.Conv2d(width, channels, 3, padding=1)
+        self.heads = 2
+
+    def forward(self, x, a, b):
+        B, _, H, W = x.shape
+        tmaps = torch.stack([a, b], 1)[:, :, None, None].expand(B, 2, H, W)
+        h = F.silu(self.norm(self.inp(torch.cat([x, tmaps], 1))))
+        q, k, v = self.qkv(h).reshape(B, 3, self.heads, -1, H * W).transpose(-1, -2).unbind(1)
+        att = F.scaled_dot_product_attention(q, k, v) if self.sdpa else attention(q, k, v)
+        h = h + att.transpose(-1, -2).reshape(B, -1, H, W)
+        return self.out(h)
+
+
+def path_batch(problem, n, gen=None, full_square=False):
+    """(x_s, dx_s, s, t, x0, x1) on the linear interpolant, float64."""
+    g = gen or torch.Generator().manual_seed(1)
+    x1 = problem.sample_data(n, g)
+    x0 = problem.sigma * torch.randn(x1.shape, generator=g, dtype=x1.dtype)
+    a, b = torch.rand(n, generator=g, dtype=x1.dtype), torch.rand(n, generator=g, dtype=x1.dtype)
+    s, t = (a, b) if full_square else (torch.minimum(a, b), torch.maximum(a, b))
+    x_s = (1 - s[:, None]) * x0 + s[:, None] * x1
+    return x_s, x1 - x0, s, t, x0, x1

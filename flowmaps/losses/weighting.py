@@ -7,7 +7,7 @@ from torch import Tensor
 
 def squared_norm(r: Tensor) -> Tensor:
     """|r|^2 summed over every non-batch dimension (the paper sums, it does not average): [B]."""
-    return r.reshape(r.shape[0], -1).square().sum(dim=1)
+    return r.square().flatten(start_dim=1).sum(dim=1)
 
 
 def weighted_loss(sq: Tensor, log_weight: Tensor | None) -> Tensor:

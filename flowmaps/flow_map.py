@@ -91,6 +91,12 @@ class FlowMap(nn.Module):
         head = getattr(self.net, "log_weight", None)
         return None if head is None else head(s, t)
 
+    def shared_weights(self) -> contextlib.AbstractContextManager:
+        """A block in which the network may reuse per-step weight computations (its own
+        ``shared_weights()`` when it has one, e.g. EDM2's normalised weights)."""
+        hook = getattr(self.net, "shared_weights", None)
+        return hook() if hook is not None else contextlib.nullcontext()
+
     # -- derivatives ------------------------------------------------------------------------
     def X_and_dt(
         self, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "func", **cond: Any

@@ -228,7 +228,12 @@ class Objective:
         cond: dict[str, Tensor] | None = None,
         generator: torch.Generator | None = None,
     ) -> LossOutput:
-        cond = cond or {}
+        with fm.shared_weights():
+            return self._evaluate(fm, x1, cond or {}, generator)
+
+    def _evaluate(
+        self, fm: FlowMap, x1: Tensor, cond: dict[str, Tensor], generator: torch.Generator | None
+    ) -> LossOutput:
         B = x1.shape[0]
         n_d, n_o = split_batch(B, self.eta)
         dev, dt = x1.device, x1.dtype

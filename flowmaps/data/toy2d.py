@@ -1,0 +1,113 @@
+"""2-D (and low-dimensional) data sets. Every sampler returns float32 points [n, D].
+
+The checkerboard is the paper's exactly: uniform on the 8 cells (i + j even) of a 4 x 4 grid
+over [-1, 1]^2. "gaussian" and "gmm" have closed-form velocities (:mod:`flowmaps.exact`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..exact import GaussianMixtureProblem, GaussianProblem
+
+Sampler2D = Callable[[int, torch.Generator], Tensor]
+
+
+def checkerboard(n: int, generator: torch.Generator | None = None) -> Tensor:
+    """The paper's checkerboard: cells (i, j) of a 4 x 4 grid on [0,1]^2 with i + j even, mapped to [-1,1]^2."""
+    cells = torch.tensor([(i, j) for i in range(4) for j in range(4) if (i + j) % 2 == 0], dtype=torch.float32)
+    k = torch.randint(0, 8, (n,), generator=generator)
+    u = torch.rand(n, 2, generator=generator)
+    return ((cells[k] + u) / 4.0) * 2.0 - 1.0
+
+
+def checkerboard_density(x: Tensor) -> Tensor:
+    """The analytic checkerboard density at points x [n, 2]: 0.5 on the filled cells, 0 elsewhere."""
+    cell = torch.floor((x + 1.0) / 0.5)
+    inside = ((x >= -1) & (x <= 1)).all(dim=1)
+    filled = (cell.sum(dim=1) % 2 == 0) & inside
+    return filled.to(x.dtype) * 0.5
+
+
+def eight_gaussians(n: int, generator: torch.Generator | None = None, radius: float = 2.0, std: float = 0.1) -> Tensor:
+    angles = torch.randint(0, 8, (n,), generator=generator).float() * (2 * math.pi / 8)
+    centers = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
+    return centers + std * torch.randn(n, 2, generator=generator)
+
+
+def two_moons(n: int, generator: torch.Generator | None = None, noise: float = 0.05) -> Tensor:
+    which = torch.randint(0, 2, (n,), generator=generator)
+    theta = torch.rand(n, generator=generator) * math.pi
+    x = torch.where(which == 0, torch.cos(theta), 1 - torch.cos(theta))
+    y = torch.where(which == 0, torch.sin(theta), 0.5 - torch.sin(theta))
+    pts = torch.stack([x - 0.5, y - 0.25], dim=1) * 1.5
+    return pts + noise * torch.randn(n, 2, generator=generator)
+
+
+def spirals(n: int, generator: torch.Generator | None = None, noise: float = 0.05) -> Tensor:
+    r = torch.sqrt(torch.rand(n, generator=generator)) * 3 * math.pi
+    arm = torch.randint(0, 2, (n,), generator=generator).float() * 2 - 1
+    pts = torch.stack([-torch.cos(r) * r, torch.sin(r) * r], dim=1) * arm[:, None] / (3 * math.pi)
+    return pts * 1.5 + noise * torch.randn(n, 2, generator=generator)
+
+
+def pinwheel(n: int, generator: torch.Generator | None = None, arms: int = 5) -> Tensor:
+    radial_std, tangential_std, rate = 0.3, 0.1, 0.25
+    k = torch.randint(0, arms, (n,), generator=generator)
+    feats = torch.randn(n, 2, generator=generator) * torch.tensor([radial_std, tangential_std])
+    feats[:, 0] += 1.0
+    angle = k.float() * (2 * math.pi / arms) + rate * torch.exp(feats[:, 0])
+    rot = torch.stack([torch.cos(angle), -torch.sin(angle), torch.sin(angle), torch.cos(angle)], dim=1).reshape(n, 2, 2)
+    return torch.einsum("nij,nj->ni", rot, feats)
+
+
+def gaussian_problem(sigma: float = 1.0) -> GaussianProblem:
+    """An anisotropic 2-D Gaussian with a known affine flow map."""
+    return GaussianProblem(torch.tensor([1.0, -0.5]), torch.tensor([0.5, 0.05]), sigma)
+
+
+def gmm_problem(sigma: float = 1.0) -> GaussianMixtureProblem:
+    """A 3-component 2-D Gaussian mixture with a closed-form velocity."""
+    return GaussianMixtureProblem(
+        torch.tensor([0.3, 0.3, 0.4]),
+        torch.tensor([[-1.0, -0.5], [1.0, -0.5], [0.0, 1.0]]),
+        torch.tensor([[0.05, 0.05], [0.05, 0.1], [0.1, 0.02]]),
+        sigma,
+    )
+
+
+def load_points(path: str | Path) -> Tensor:
+    """A user point cloud from .npy or .csv (comma-separated, optional header), shape [N, D]."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"data.path {str(p)!r} does not exist: give a .npy or .csv file of shape [N, D]")
+    if p.suffix == ".npy":
+        arr = np.load(p)
+    elif p.suffix == ".csv":
+        try:
+            arr = np.loadtxt(p, delimiter=",", ndmin=2)
+        except ValueError:
+            arr = np.loadtxt(p, delimiter=",", ndmin=2, skiprows=1)
+    else:
+        raise ValueError(f"data.path {str(p)!r}: expected a .npy or .csv file")
+    if arr.ndim != 2 or arr.shape[0] < 2:
+        raise ValueError(f"data.path {str(p)!r} holds shape {arr.shape}; expected [N, D] with N >= 2")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"data.path {str(p)!r} contains NaN or Inf values")
+    return torch.as_tensor(arr, dtype=torch.float32)
+
+
+TOY: dict[str, Sampler2D] = {
+    "checker": checkerboard,
+    "8gaussians": eight_gaussians,
+    "moons": two_moons,
+    "spirals": spirals,
+    "pinwheel": pinwheel,
+    "gaussian": lambda n, g=None: gaussian_problem().sample_data(n, g).float(),
+    "gmm": lambda n, g=None: gmm_problem().sample_data(n, g).float(),
+}

@@ -1,0 +1,162 @@
+"""Magnitude-preserving layers of EDM2 (Karras et al. 2024), as the paper's UNet uses them.
+
+All are elementwise or linear, so forward-mode AD (the LSD JVP) passes through them.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _acc(dtype: torch.dtype) -> torch.dtype:
+    """Accumulation dtype: float32, or float64 for float64 inputs."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def normalize(x: Tensor, dim: list[int] | None = None, eps: float = 1e-4) -> Tensor:
+    """Scale each slice along ``dim`` (default: all but the first) to norm sqrt(its size)."""
+    if dim is None:
+        dim = list(range(1, x.ndim))
+    norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True, dtype=_acc(x.dtype))
+    norm = torch.add(eps, norm, alpha=float(np.sqrt(norm.numel() / x.numel())))
+    return x / norm.to(x.dtype)
+
+
+def mp_silu(x: Tensor) -> Tensor:
+    """SiLU scaled to unit magnitude for unit-variance input."""
+    return F.silu(x) / 0.596
+
+
+def mp_sum(a: Tensor, b: Tensor, t: float = 0.5) -> Tensor:
+    """((1 - t) a + t b) / sqrt((1 - t)^2 + t^2)."""
+    c = math.sqrt((1 - t) ** 2 + t**2)
+    return a * ((1 - t) / c) + b * (t / c)  # two scalings and an add: cheaper than lerp under forward AD
+
+
+def mp_cat(a: Tensor, b: Tensor, dim: int = 1, t: float = 0.5) -> Tensor:
+    """Concatenate with balance t, preserving the overall magnitude."""
+    na, nb = a.shape[dim], b.shape[dim]
+    c = math.sqrt((na + nb) / ((1 - t) ** 2 + t**2))
+    return torch.cat([a * (c / math.sqrt(na) * (1 - t)), b * (c / math.sqrt(nb) * t)], dim=dim)
+
+
+def positional_embedding(tau: Tensor, channels: int, max_period: float = 10000.0) -> Tensor:
+    """[cos(tau f_k) sqrt2, sin(tau f_k) sqrt2], f_k = exp(-ln(max_period) k / (channels/2)).
+
+    tau: [B] raw times in [0, 1] (no x1000 scaling, as the paper). Returns [B, channels] in
+    float32 (float64 for float64 times).
+    """
+    half, dtype = channels // 2, _acc(tau.dtype)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=tau.device, dtype=dtype) / half)
+    arg = tau.to(dtype)[:, None] * freqs[None, :]
+    return torch.cat([torch.cos(arg), torch.sin(arg)], dim=1) * math.sqrt(2)
+
+
+class _Conv2d(torch.autograd.Function):
+    """conv2d whose forward-mode rule is the single convolution conv(dx, w).
+
+    PyTorch's built-in rule runs three convolutions per JVP (torch 2.13). flowmaps only takes
+    JVPs in x, s and t, never in the parameters, so the weight's tangent (which torch.func
+    materialises as zeros) is ignored and one convolution suffices. The rule is itself built from
+    this function, so backpropagating through a JVP (LSD's gradient) stays exact.
+    """
+
+    @staticmethod
+    def forward(x: Tensor, w: Tensor, padding: int) -> Tensor:  # type: ignore[override]
+        return F.conv2d(x, w, padding=padding)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[override]
+        x, w, padding = inputs
+        ctx.save_for_backward(x, w)
+        ctx.padding = padding
+        ctx.input, ctx.weight = x, w  # read by jvp (forward mode), which runs right after forward
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, w = ctx.saved_tensors
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.nn.grad.conv2d_input(x.shape, w, grad, padding=ctx.padding)
+        if ctx.needs_input_grad[1]:
+            gw = torch.nn.grad.conv2d_weight(x, w.shape, grad, padding=ctx.padding)
+        return gx, gw, None
+
+    @staticmethod
+    def jvp(ctx, dx: Tensor | None, _dw: Tensor | None, _dpad: None):  # type: ignore[override]
+        if dx is None:
+            return torch.zeros_like(F.conv2d(ctx.input, ctx.weight, padding=ctx.padding))
+        return _Conv2d.apply(dx, ctx.weight, ctx.padding)
+
+
+def conv2d(x: Tensor, w: Tensor, padding: int = 0) -> Tensor:
+    """F.conv2d (stride 1, no bias) with a lean forward-mode rule; see :class:`_Conv2d`."""
+    return _Conv2d.apply(x, w, padding)
+
+
+class MPConv(nn.Module):
+    """Convolution (or linear layer for ``kernel=()``) with normalised weights and no bias.
+
+    At use time w_eff = normalize(w) * gain / sqrt(fan_in). :meth:`force_normalize` projects the
+    stored weight back onto the sphere (EDM2's forced weight normalisation); the trainer calls it
+    after every optimizer step.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self.out_channels = out_channels
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, *kernel))
+        self._shared: Tensor | None = None
+        self._share = False
+
+    def normalized_weight(self) -> Tensor:
+        """normalize(weight), computed once per :func:`shared_weights` block (with its graph)."""
+        if self._share and self._shared is not None:
+            return self._shared
+        w = normalize(self.weight.to(_acc(self.weight.dtype)))
+        if self._share:
+            self._shared = w
+        return w
+
+    def forward(self, x: Tensor, gain: float | Tensor = 1.0) -> Tensor:
+        w = self.normalized_weight()
+        w = w * (gain / math.sqrt(w[0].numel()))
+        w = w.to(x.dtype)
+        if w.ndim == 2:
+            return x @ w.t()
+        return conv2d(x, w, padding=w.shape[-1] // 2)
+
+    @torch.no_grad()
+    def force_normalize(self) -> None:
+        self.weight.copy_(normalize(self.weight.to(_acc(self.weight.dtype))))
+
+
+@contextlib.contextmanager
+def shared_weights(module: nn.Module) -> Iterator[None]:
+    """Within the block, each :class:`MPConv` normalises its weight once and reuses it.
+
+    One training step evaluates the network several times with the same parameters (diagonal,
+    JVP, teacher); this removes the repeated weight normalisations. Gradients are unchanged.
+    Do not change the parameters inside the block.
+    """
+    convs = [m for m in module.modules() if isinstance(m, MPConv)]
+    for m in convs:
+        m._share, m._shared = True, None
+    try:
+        yield
+    finally:
+        for m in convs:
+            m._share, m._shared = False, None
+
+
+def force_normalize(module: nn.Module) -> None:
+    """Forced weight normalisation of every :class:`MPConv` inside ``module``."""
+    for m in module.modules():
+        if isinstance(m, MPConv):
+            m.force_normalize()

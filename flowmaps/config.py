@@ -1,0 +1,362 @@
+"""Typed configuration: nested dataclasses loaded from YAML with dotted ``key=value`` overrides.
+
+Unknown keys and wrong types fail at once with a one-line :class:`ConfigError` naming the key
+and the valid choices. Presets reproduce the paper's Table 2 and give CPU-sized runs.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from .losses.objective import METHODS, ObjectiveConfig
+
+
+class ConfigError(ValueError):
+    """A bad configuration key or value; the message is one line and names the fix."""
+
+
+@dataclass
+class DataConfig:
+    """name: a 2-D set (checker, 8gaussians, moons, spirals, pinwheel, gaussian, gmm), ``points``
+    (a .npy/.csv file [N, D] at ``path``) or an image set (digits, mnist, fashion-mnist, cifar10,
+    celeba64, afhq64, folder) read from ``path``. ``cache``: folder for the uint8 cache."""
+
+    name: str = "checker"
+    path: Optional[str] = None
+    cache: Optional[str] = None
+    resolution: Optional[int] = None
+    flip: bool = False
+    conditional: bool = False
+
+
+@dataclass
+class NetConfig:
+    """kind: ``mlp`` (the paper's checker MLP) or ``edm2`` (the paper's flow-map UNet)."""
+
+    kind: str = "mlp"
+    width: int = 512
+    depth: int = 4
+    learned_weight: bool = False
+    model_channels: int = 128
+    channel_mult: list[int] = field(default_factory=lambda: [2, 2, 2])
+    num_blocks: int = 4
+    attn_resolutions: list[int] = field(default_factory=lambda: [16])
+    channels_per_head: int = 64
+    dropout: float = 0.0
+
+
+@dataclass
+class LossConfig:
+    """Options of :class:`flowmaps.losses.ObjectiveConfig` (the method is the top-level key)."""
+
+    eta: float = 0.75
+    full_square: bool = False
+    weighting: str = "auto"
+    constant_weight: float = 1.0
+    reduction: str = "batch"
+    jvp_backend: str = "func"
+    esd_stopgrad: str = "full"
+    ct_delta: float = 1.0 / 64
+    shortcut_max_steps: int = 128
+    pfmm_gamma: str = "uniform"
+
+
+@dataclass
+class TrainConfig:
+    """RAdam with the EDM2 inverse-sqrt schedule lr0 / sqrt(max(k / lr_decay_steps, 1))."""
+
+    steps: int = 2000
+    batch_size: int = 4096
+    lr: float = 1e-3
+    lr_decay_steps: int = 35000
+    grad_clip: float = 10.0
+    ema: list[float] = field(default_factory=lambda: [0.999, 0.9999])
+    precision: str = "fp32"
+    device: str = "auto"
+    accum_steps: int = 1
+    log_every: int = 50
+    ckpt_every: int = 1000
+    keep_ckpts: int = 3
+    eval_every: int = 0
+    max_bad_steps: int = 20
+    tensorboard: bool = False
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """steps: sampling step counts N; ema: the EMA decay used for evaluation (0 = raw weights)."""
+
+    steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    num_samples: int = 64000
+    ema: float = 0.999
+    metrics: list[str] = field(default_factory=lambda: ["auto"])
+    batch_size: int = 8192
+    seed: int = 12345
+
+
+@dataclass
+class TeacherConfig:
+    """A trained run whose (EMA) flow map is the frozen teacher of lmd / emd / pfmm."""
+
+    run: Optional[str] = None
+    ema: float = 0.0
+
+
+@dataclass
+class Config:
+    method: str = "lsd"
+    seed: int = 0
+    sigma: Union[float, str] = "adaptive"
+    interpolant: str = "linear"
+    data: DataConfig = field(default_factory=DataConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+
+    def objective_config(self) -> ObjectiveConfig:
+        return ObjectiveConfig(method=self.method, **dataclasses.asdict(self.loss))  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "method": tuple(sorted(METHODS)),
+    "interpolant": ("linear", "trig"),
+    "net.kind": ("mlp", "edm2"),
+    "loss.weighting": ("auto", "learned", "constant", "none"),
+    "loss.reduction": ("batch", "sum_of_means"),
+    "loss.jvp_backend": ("func", "forward_ad", "fd"),
+    "loss.esd_stopgrad": ("full", "convex", "none", "semigradient"),
+    "loss.pfmm_gamma": ("uniform", "midpoint"),
+    "train.precision": ("fp32", "bf16"),
+}
+
+
+# -- parsing --------------------------------------------------------------------------------------
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        allowed = " or ".join(_type_name(a) for a in args if a is not type(None))
+        raise ConfigError(f"{key}: expected {allowed}, got {value!r}")
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported type {tp}")
+
+
+def _fill(obj: Any, data: dict[str, Any], prefix: str = "") -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(type(obj))
+    fields = {f.name for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        full = prefix + str(key)
+        if key not in fields:
+            raise ConfigError(f"unknown config key {full!r}; valid keys here: {', '.join(sorted(fields))}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _fill(current, value, full + ".")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], full))
+
+
+def validate(cfg: Config) -> None:
+    """Check choices and ranges; raise :class:`ConfigError` with the valid choices."""
+    for key, valid in CHOICES.items():
+        value = get_key(cfg, key)
+        if value not in valid:
+            raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(map(str, valid))}")
+    if isinstance(cfg.sigma, str) and cfg.sigma != "adaptive":
+        raise ConfigError(f"sigma: expected a positive number or 'adaptive', got {cfg.sigma!r}")
+    if isinstance(cfg.sigma, float) and not cfg.sigma > 0:
+        raise ConfigError(f"sigma: must be positive, got {cfg.sigma}")
+    positive = ["train.steps", "train.batch_size", "train.accum_steps", "train.keep_ckpts", "eval.num_samples", "eval.batch_size"]
+    for key in positive:
+        if get_key(cfg, key) < 1:
+            raise ConfigError(f"{key}: must be at least 1, got {get_key(cfg, key)}")
+    if not cfg.train.lr > 0:
+        raise ConfigError(f"train.lr: must be positive, got {cfg.train.lr}")
+    if any(not 0 <= d < 1 for d in cfg.train.ema):
+        raise ConfigError(f"train.ema: decays must lie in [0, 1), got {cfg.train.ema}")
+    if cfg.eval.ema and cfg.eval.ema not in cfg.train.ema:
+        raise ConfigError(f"eval.ema: {cfg.eval.ema} is not tracked; choose 0 (raw weights) or one of train.ema {cfg.train.ema}")
+    if any(n < 1 for n in cfg.eval.steps):
+        raise ConfigError(f"eval.steps: each must be at least 1, got {cfg.eval.steps}")
+    if METHODS[cfg.method].teacher and not cfg.teacher.run:
+        raise ConfigError(f"method {cfg.method!r} distils a frozen teacher: set teacher.run to a trained run folder")
+    try:
+        cfg.objective_config().validate()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def get_key(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["train.lr=1e-3", "data.name=moons"]`` -> nested dict (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.lr=1e-3")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_config(*layers: dict[str, Any]) -> Config:
+    """Defaults, then each layer (preset, YAML file, --set overrides) in order; validated."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _merge(merged, layer)
+    cfg = Config()
+    _fill(cfg, merged)
+    validate(cfg)
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of keys")
+    return data
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+# -- presets ---------------------------------------------------------------------------------------
+_EDM2_CIFAR = {"kind": "edm2", "model_channels": 128, "channel_mult": [2, 2, 2], "num_blocks": 4,
+               "attn_resolutions": [16], "dropout": 0.13, "learned_weight": True}
+_EDM2_64 = {"kind": "edm2", "model_channels": 128, "channel_mult": [1, 2, 3, 4], "num_blocks": 3,
+            "attn_resolutions": [16, 8], "dropout": 0.0, "learned_weight": True}
+_PAPER_IMAGES = {"lr": 1e-2, "lr_decay_steps": 35000, "grad_clip": 1.0, "ema": [0.999, 0.9999], "ckpt_every": 5000}
+
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "checker": ("the paper's checkerboard (Table 2): MLP 512 x 4, batch 100k, 150k steps, lr 1e-3, clip 10, EMA 0.999", {
+        "method": "lsd", "sigma": "adaptive", "data": {"name": "checker"},
+        "net": {"kind": "mlp", "width": 512, "depth": 4},
+        "loss": {"eta": 0.75, "weighting": "constant", "constant_weight": 1.0},
+        "train": {"steps": 150000, "batch_size": 100000, "lr": 1e-3, "lr_decay_steps": 35000, "grad_clip": 10.0,
+                  "ema": [0.999], "ckpt_every": 5000},
+        "eval": {"ema": 0.999, "num_samples": 64000},
+    }),
+    "cifar10": ("the paper's CIFAR-10 (Table 2): EDM2 UNet 54.7M, batch 512, 400k steps, lr 1e-2, clip 1, EMA 0.9999", {
+        "method": "lsd", "sigma": 0.5, "data": {"name": "cifar10"}, "net": _EDM2_CIFAR,
+        "train": {"steps": 400000, "batch_size": 512, **_PAPER_IMAGES},
+        "eval": {"ema": 0.9999, "num_samples": 50000, "metrics": ["fid"], "batch_size": 500},
+    }),
+    "celeba64": ("the paper's CelebA-64 (Table 2): EDM2 UNet 124M in bf16, batch 256, 800k steps, lr 1e-2", {
+        "method": "lsd", "sigma": 0.5, "data": {"name": "celeba64"}, "net": _EDM2_64,
+        "train": {"steps": 800000, "batch_size": 256, "precision": "bf16", **_PAPER_IMAGES},
+        "eval": {"ema": 0.9999, "num_samples": 50000, "metrics": ["fid"], "batch_size": 250},
+    }),
+    "afhq64": ("the paper's AFHQ-64 (Table 2): EDM2 UNet 124M in bf16, batch 256, 800k steps, lr 1e-2", {
+        "method": "lsd", "sigma": 0.5, "data": {"name": "afhq64"}, "net": _EDM2_64,
+        "train": {"steps": 800000, "batch_size": 256, "precision": "bf16", **_PAPER_IMAGES},
+        "eval": {"ema": 0.9999, "num_samples": 50000, "metrics": ["fid"], "batch_size": 250},
+    }),
+    "checker-cpu": ("the main job: LSD on the checkerboard, a few minutes on 2 CPU cores", {
+        "method": "lsd", "sigma": "adaptive", "data": {"name": "checker"},
+        "net": {"kind": "mlp", "width": 256, "depth": 4},
+        "loss": {"eta": 0.75, "weighting": "constant", "constant_weight": 1.0},
+        "train": {"steps": 5000, "batch_size": 2048, "lr": 2e-3, "lr_decay_steps": 1500, "grad_clip": 10.0,
+                  "ema": [0.999], "ckpt_every": 1000, "log_every": 100},
+        "eval": {"ema": 0.999, "num_samples": 64000},
+    }),
+    "digits-cpu": ("LSD on scikit-learn's 8x8 digits with a small EDM2 UNet, on a CPU", {
+        "method": "lsd", "sigma": 0.5, "data": {"name": "digits"},
+        "net": {"kind": "edm2", "model_channels": 32, "channel_mult": [1, 2], "num_blocks": 1,
+                "attn_resolutions": [4], "channels_per_head": 32, "dropout": 0.0, "learned_weight": True},
+        "train": {"steps": 3000, "batch_size": 128, "lr": 5e-3, "lr_decay_steps": 1000, "grad_clip": 1.0,
+                  "ema": [0.999], "ckpt_every": 1000, "log_every": 100},
+        "eval": {"ema": 0.999, "num_samples": 1797, "batch_size": 512},
+    }),
+    "gaussian": ("LSD on a 2-D anisotropic Gaussian with a known flow map (seconds on a CPU)", {
+        "method": "lsd", "sigma": 1.0, "data": {"name": "gaussian"},
+        "net": {"kind": "mlp", "width": 64, "depth": 2},
+        "loss": {"weighting": "none"},
+        "train": {"steps": 1500, "batch_size": 512, "lr": 2e-3, "lr_decay_steps": 500, "grad_clip": 10.0,
+                  "ema": [0.99], "ckpt_every": 500, "log_every": 100},
+        "eval": {"ema": 0.99, "num_samples": 20000},
+    }),
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return copy.deepcopy(PRESETS[name][1])

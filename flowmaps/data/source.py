@@ -1,0 +1,111 @@
+"""Where training batches come from. Every batch is a pure function of (seed, step, shard), so
+resuming is exact and data-parallel ranks (or accumulation micro-batches) see disjoint data."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .images import IMAGE_DATASETS, ImageData, load_images
+from .toy2d import TOY, load_points
+
+
+def stream_generator(seed: int, step: int, shard: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator seeded from (seed, step, shard, stream) through numpy's SeedSequence."""
+    state = np.random.SeedSequence([seed, step, shard, stream]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+class DataSource(ABC):
+    """Batches x [B, ...] (float32) with labels y [B] (int64; zeros when unlabelled)."""
+
+    shape: tuple[int, ...]
+    num_classes: int = 0
+    name: str = ""
+
+    @abstractmethod
+    def batch(self, seed: int, step: int, shard: int, num_shards: int, per_shard: int) -> tuple[Tensor, Tensor]:
+        """The ``shard``-th slice (of ``num_shards``) of the global batch at ``step``."""
+
+    @abstractmethod
+    def reference(self, n: int, seed: int = 0) -> Tensor:
+        """Up to n data points for statistics (sigma='adaptive', evaluation references)."""
+
+
+class SamplerSource(DataSource):
+    """An infinite 2-D distribution: fresh draws each step."""
+
+    def __init__(self, name: str, sampler: Callable[[int, torch.Generator], Tensor]) -> None:
+        self.name, self.sampler = name, sampler
+        self.shape = tuple(sampler(2, torch.Generator().manual_seed(0)).shape[1:])
+
+    def batch(self, seed, step, shard, num_shards, per_shard):
+        x = self.sampler(per_shard, stream_generator(seed, step, shard, 1))
+        return x, torch.zeros(per_shard, dtype=torch.long)
+
+    def reference(self, n, seed=0):
+        return self.sampler(n, torch.Generator().manual_seed(seed + 7919))
+
+
+class ArraySource(DataSource):
+    """A finite data set, visited in seeded random order epoch after epoch (no repeats within one)."""
+
+    def __init__(self, name: str, data: ImageData | Tensor, flip: bool = False) -> None:
+        self.name, self.flip = name, flip
+        if isinstance(data, Tensor):
+            self.points: Tensor | None = data.float()
+            self.images = None
+            self.size, self.shape, self.num_classes = data.shape[0], tuple(data.shape[1:]), 0
+        else:
+            self.points, self.images = None, data
+            self.size, self.shape, self.num_classes = len(data), data.shape, data.num_classes
+        self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def _perm(self, seed: int, epoch: int) -> np.ndarray:
+        key = (seed, epoch)
+        if key not in self._perm_cache:
+            if len(self._perm_cache) > 4:
+                self._perm_cache.clear()
+            self._perm_cache[key] = np.random.default_rng([seed, epoch, 31337]).permutation(self.size)
+        return self._perm_cache[key]
+
+    def indices(self, seed: int, step: int, global_batch: int) -> np.ndarray:
+        pos = np.arange(step * global_batch, (step + 1) * global_batch, dtype=np.int64)
+        epochs, offs = pos // self.size, pos % self.size
+        out = np.empty_like(pos)
+        for e in np.unique(epochs):
+            m = epochs == e
+            out[m] = self._perm(seed, int(e))[offs[m]]
+        return out
+
+    def batch(self, seed, step, shard, num_shards, per_shard):
+        idx = self.indices(seed, step, per_shard * num_shards)[shard * per_shard : (shard + 1) * per_shard]
+        if self.points is not None:
+            return self.points[torch.from_numpy(idx)], torch.zeros(per_shard, dtype=torch.long)
+        assert self.images is not None
+        return self.images.batch(idx, flip=self.flip, generator=stream_generator(seed, step, shard, 2))
+
+    def reference(self, n, seed=0):
+        idx = np.random.default_rng(seed).permutation(self.size)[:n]
+        if self.points is not None:
+            return self.points[torch.from_numpy(idx)]
+        assert self.images is not None
+        return self.images.batch(idx)[0]
+
+
+def build_source(name: str, path: str | None = None, cache: str | None = None, resolution: int | None = None,
+                 flip: bool = False) -> DataSource:
+    """A :class:`DataSource` by data-set name (see :mod:`flowmaps.data`)."""
+    if name in TOY:
+        return SamplerSource(name, TOY[name])
+    if name == "points":
+        if not path:
+            raise FileNotFoundError("data.name=points needs data.path: a .npy or .csv file of shape [N, D]")
+        return ArraySource(name, load_points(path))
+    if name in IMAGE_DATASETS:
+        return ArraySource(name, load_images(name, path, resolution=resolution, cache_dir=cache), flip=flip)
+    valid = sorted(TOY) + ["points"] + list(IMAGE_DATASETS)
+    raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(valid)}")

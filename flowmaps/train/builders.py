@@ -1,0 +1,50 @@
+"""Build the data source, network and flow map a configuration describes."""
+from __future__ import annotations
+
+import torch
+
+from ..config import Config, ConfigError
+from ..data.source import DataSource, build_source
+from ..flow_map import FlowMap
+from ..interpolants import resolve_sigma
+from ..nets.edm2 import EDM2Config, EDM2UNet
+from ..nets.mlp import MLP
+
+
+def build_data(cfg: Config) -> DataSource:
+    d = cfg.data
+    return build_source(d.name, d.path, d.cache, d.resolution, d.flip)
+
+
+def resolve_run_sigma(cfg: Config, source: DataSource) -> float:
+    """sigma as a number; 'adaptive' is the scalar std of 100k reference points (paper, 2-D)."""
+    if cfg.sigma == "adaptive":
+        return resolve_sigma("adaptive", source.reference(100_000, cfg.seed))
+    return resolve_sigma(cfg.sigma)
+
+
+def build_flow_map(cfg: Config, shape: tuple[int, ...], num_classes: int, sigma: float) -> FlowMap:
+    """The network of ``cfg.net`` wrapped as a flow map (MLP: inputs (s, t); EDM2: (s, t - s))."""
+    n = cfg.net
+    if n.kind == "mlp":
+        if len(shape) != 1:
+            raise ConfigError(f"net.kind=mlp needs flat data [N, D], but {cfg.data.name} has shape {list(shape)}; use net.kind=edm2")
+        net = MLP(dim=shape[0], width=n.width, depth=n.depth, sigma=sigma, learned_weight=n.learned_weight)
+        return FlowMap(net, time_input="s_t")
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ConfigError(f"net.kind=edm2 needs square images [C, H, H], but {cfg.data.name} has shape {list(shape)}")
+    levels = len(n.channel_mult)
+    if shape[1] % (2 ** (levels - 1)):
+        raise ConfigError(f"net.channel_mult has {levels} levels, too many for {shape[1]}x{shape[1]} images")
+    ecfg = EDM2Config(
+        img_resolution=shape[1], img_channels=shape[0], model_channels=n.model_channels, channel_mult=list(n.channel_mult),
+        num_blocks=n.num_blocks, attn_resolutions=list(n.attn_resolutions), dropout=n.dropout,
+        num_classes=num_classes if cfg.data.conditional else 0, sigma_data=sigma,
+        channels_per_head=n.channels_per_head, learned_weight=n.learned_weight,
+    )
+    dtype = torch.bfloat16 if cfg.train.precision == "bf16" else None
+    return FlowMap(EDM2UNet(ecfg, compute_dtype=dtype), time_input="s_dt")
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

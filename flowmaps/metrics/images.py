@@ -1,16 +1,74 @@
-"""Image metrics for evaluation (dispatch by name)."""
+"""Image metrics by name: ``fid``, ``kid`` (Inception) and ``fd_classifier`` (not FID)."""
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from torch import Tensor
 
 from ..config import ConfigError
 
-IMAGE_METRICS: tuple[str, ...] = ()
+IMAGE_METRICS: tuple[str, ...] = ("fid", "kid", "fd_classifier")
+_INCEPTION: dict[str, Any] = {}
+
+
+def _cache_dir(cfg: Any) -> Path:
+    from ..data.images import default_cache_dir
+
+    return Path(cfg.data.cache) if cfg.data.cache else default_cache_dir()
+
+
+def _all_reference(source: Any, limit: int = 60000) -> Tensor:
+    if source is None:
+        raise ConfigError("image metrics need the training data: check data.path")
+    return source.reference(min(limit, getattr(source, "size", limit)))
+
+
+def reference_inception_stats(cfg: Any, source: Any, extractor: Any) -> tuple[np.ndarray, np.ndarray, str]:
+    """Inception statistics of the training set, computed once and cached as .npz."""
+    key = hashlib.sha1(f"{cfg.data.name}|{cfg.data.path}|{extractor.checksum}".encode()).hexdigest()[:12]
+    path = _cache_dir(cfg) / f"fid-ref-{cfg.data.name}-{key}.npz"
+    if path.is_file():
+        d = np.load(path)
+        return d["mu"], d["sigma"], str(path)
+    from .fid import feature_stats
+
+    feats = extractor(_all_reference(source, 10**9))
+    mu, sigma = feature_stats(feats)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, mu=mu, sigma=sigma, n=len(feats))
+    tmp.replace(path)
+    return mu, sigma, str(path)
 
 
 def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> dict[str, float]:
     """Score image samples [n, C, H, W] in [-1, 1] by metric ``name``."""
-    raise ConfigError(f"unknown metric {name!r} for {cfg.data.name}; choose from kl, map_mse, w2, sliced_w2, energy"
-                      + (", " + ", ".join(IMAGE_METRICS) if IMAGE_METRICS else ""))
+    if name in ("fid", "kid"):
+        from .fid import InceptionFeatures, feature_stats, frechet_distance, kernel_inception_distance
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device not in _INCEPTION:
+            _INCEPTION[device] = InceptionFeatures.load(getattr(cfg.eval, "inception", None), device)
+        ext = _INCEPTION[device]
+        feats = ext(samples)
+        if name == "fid":
+            mu_r, s_r, _ = reference_inception_stats(cfg, source, ext)
+            mu, s = feature_stats(feats)
+            return {"fid": frechet_distance(mu, s, mu_r, s_r)}
+        ref = ext(_all_reference(source, max(len(samples), 2000)))
+        mean, _ = kernel_inception_distance(feats, ref)
+        return {"kid": mean}
+    if name == "fd_classifier":
+        from .classifier import classifier_frechet_distance, load_or_train_classifier
+
+        if source is None or not getattr(source, "num_classes", 0):
+            raise ConfigError("fd_classifier needs a labelled image data set (digits, mnist, fashion-mnist, cifar10)")
+        images, labels = source.images.batch(np.arange(len(source.images)))
+        model, _ = load_or_train_classifier(cfg.data.name, _cache_dir(cfg), images, labels, source.num_classes)
+        return {"fd_classifier": classifier_frechet_distance(model, samples, images)}
+    raise ConfigError(f"unknown metric {name!r} for {cfg.data.name}; choose from kl, map_mse, w2, sliced_w2, energy, "
+                      + ", ".join(IMAGE_METRICS))

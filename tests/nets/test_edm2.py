@@ -1,0 +1,119 @@
+import copy
+
+import pytest
+import torch
+
+from flowmaps import FlowMap, Objective, ObjectiveConfig, check_jvp
+from flowmaps.nets.edm2 import PRESETS, EDM2Config, EDM2UNet
+from flowmaps.nets.mp import MPConv
+
+SMALL = EDM2Config(img_resolution=8, img_channels=1, model_channels=16, channel_mult=[1, 2], num_blocks=1,
+                   attn_resolutions=[4], channels_per_head=16, dropout=0.0)
+
+
+@pytest.mark.parametrize("name,count", [("cifar10", 54_673_314), ("64x64", 124_264_485)])
+def test_parameter_counts_are_the_papers(name, count):
+    with torch.device("meta"):  # shapes only: no memory, no random init
+        net = EDM2UNet(PRESETS[name])
+    assert sum(p.numel() for p in net.parameters()) == count
+
+
+def _randomised(cfg=SMALL, **kw):
+    torch.manual_seed(0)
+    net = EDM2UNet(cfg, **kw)
+    with torch.no_grad():  # leave the zero-initialised gains so the test sees a non-trivial map
+        net.out_gain.fill_(0.5)
+        for m in net.modules():
+            if hasattr(m, "emb_gain"):
+                m.emb_gain.fill_(0.3)
+    return net
+
+
+def test_identity_at_initialisation():
+    fm = FlowMap(EDM2UNet(SMALL), time_input="s_dt")
+    x = torch.randn(3, 1, 8, 8)
+    s, t = torch.tensor([0.0, 0.2, 0.5]), torch.tensor([1.0, 0.7, 0.9])
+    assert torch.equal(fm.X(x, s, t), x)
+    assert fm.log_weight(s, t).shape == (3,)
+
+
+@pytest.mark.parametrize("wrt", ["t", "s", "x"])
+def test_forward_ad_jvp_matches_finite_differences(wrt):
+    fm = FlowMap(_randomised().double(), time_input="s_dt")
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    s, t = torch.tensor([0.1, 0.4], dtype=torch.float64), torch.tensor([0.6, 0.95], dtype=torch.float64)
+    fns = {"t": (lambda tt: fm.X(x, s, tt), (t,), (torch.ones_like(t),)),
+           "s": (lambda ss: fm.X(x, ss, t), (s,), (torch.ones_like(s),)),
+           "x": (lambda xx: fm.X(xx, s, t), (x,), (torch.randn_like(x),))}
+    fn, p, v = fns[wrt]
+    report = check_jvp(fn, p, v)
+    assert report.relative_error["func"] < 1e-7 and report.relative_error["forward_ad"] < 1e-7, report
+
+
+def test_gradient_through_the_jvp_matches_across_backends():
+    """The lean conv JVP rule (one convolution) gives the same LSD gradient as finite differences."""
+    fm = FlowMap(_randomised().double(), time_input="s_dt")
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    s, t = torch.tensor([0.1, 0.4], dtype=torch.float64), torch.tensor([0.6, 0.95], dtype=torch.float64)
+    grads = {}
+    for backend in ("func", "forward_ad", "fd"):
+        fm.zero_grad()
+        fm.X_and_dt(x, s, t, backend)[1].square().sum().backward()
+        grads[backend] = torch.cat([p.grad.flatten() for p in fm.parameters() if p.grad is not None])
+    assert torch.allclose(grads["func"], grads["forward_ad"], rtol=1e-9, atol=1e-12)
+    assert torch.allclose(grads["func"], grads["fd"], rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["lsd", "esd", "psd-u"])
+def test_bfloat16_training_step(method):
+    net = _randomised(compute_dtype=torch.bfloat16)
+    fm = FlowMap(net, time_input="s_dt")
+    out = Objective(ObjectiveConfig(method=method), sigma=0.5)(fm, torch.randn(8, 1, 8, 8))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert all(torch.isfinite(p.grad).all() for p in fm.parameters() if p.grad is not None)
+    ref = FlowMap(copy.deepcopy(net), time_input="s_dt")
+    ref.net.compute_dtype = None
+    x, s, t = torch.randn(4, 1, 8, 8), torch.rand(4) * 0.5, torch.rand(4) * 0.5 + 0.5
+    assert torch.allclose(fm.X(x, s, t), ref.X(x, s, t), atol=0.1)  # bf16 tracks fp32 loosely
+
+
+def test_class_conditioning_with_null_label():
+    cfg = EDM2Config(**{**SMALL.__dict__, "num_classes": 3})
+    net = _randomised(cfg)
+    x, s, dt = torch.randn(4, 1, 8, 8), torch.rand(4), torch.rand(4)
+    a = net(x, s, dt, y=torch.tensor([0, 1, 2, 3]))
+    b = net(x, s, dt, y=torch.tensor([1, 1, 2, 3]))
+    assert not torch.allclose(a[0], b[0]) and torch.allclose(a[1:], b[1:])
+    with pytest.raises(ValueError, match="labels"):
+        net(x, s, dt)
+
+
+def test_forced_weight_normalisation():
+    net = EDM2UNet(SMALL)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, MPConv):
+                m.weight.mul_(3.0)
+    net.force_normalize()
+    for m in net.modules():
+        if isinstance(m, MPConv):
+            rows = m.weight.flatten(1).norm(dim=1)
+            fan_in = m.weight[0].numel()
+            assert torch.allclose(rows, torch.full_like(rows, fan_in**0.5), rtol=1e-3)
+
+
+def test_dropout_and_shared_weights_keep_gradients():
+    cfg = EDM2Config(**{**SMALL.__dict__, "dropout": 0.2})
+    fm = FlowMap(_randomised(cfg), time_input="s_dt")
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.2 for m in fm.modules())
+    fm.eval()
+    x, s, t = torch.randn(4, 1, 8, 8), torch.rand(4) * 0.5, torch.rand(4) * 0.5 + 0.5
+    fm.zero_grad()
+    (fm.X(x, s, t).square().sum() + fm.X(x, t, t).square().sum()).backward()
+    plain = torch.cat([p.grad.flatten() for p in fm.parameters() if p.grad is not None])
+    fm.zero_grad()
+    with fm.shared_weights():
+        (fm.X(x, s, t).square().sum() + fm.X(x, t, t).square().sum()).backward()
+    shared = torch.cat([p.grad.flatten() for p in fm.parameters() if p.grad is not None])
+    assert torch.allclose(plain, shared, rtol=1e-5, atol=1e-7)

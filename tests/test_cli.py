@@ -1,0 +1,85 @@
+import json
+
+import numpy as np
+import pytest
+
+from flowmaps.cli import main
+
+TINY = ["--set", "net.width=32", "--set", "net.depth=2", "--set", "train.steps=12", "--set", "train.batch_size=64",
+        "--set", "train.progress=false", "--set", "train.ckpt_every=6", "--set", "eval.num_samples=2000",
+        "--set", "train.log_every=6"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--preset", "gaussian", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_train_writes_a_complete_run(run_dir):
+    for name in ("config.yaml", "run.json", "metrics.jsonl", "eval.json", "samples-final.png", "training.png"):
+        assert (run_dir / name).is_file(), name
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert set(result["metrics"]["map"]) == {"1", "2", "4", "8", "16"}
+    assert result["provenance"]["ema"] == 0.99 and result["provenance"]["step"] == 12
+
+
+def test_resume_continues(run_dir, tmp_path):
+    assert main(["train", "--resume", "--out", str(run_dir), "--set", "train.steps=18", "--no-eval"]) == 0
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 18
+
+
+def test_sample_npy_png_and_noise(run_dir, tmp_path, capsys):
+    assert main(["sample", "--run", str(run_dir), "--steps", "2", "--num", "10", "--out", str(tmp_path / "x.npy")]) == 0
+    x = np.load(tmp_path / "x.npy")
+    assert x.shape == (10, 2) and np.isfinite(x).all()
+    noise = np.random.default_rng(0).standard_normal((5, 2)).astype(np.float32)
+    np.save(tmp_path / "z.npy", noise)
+    assert main(["sample", "--run", str(run_dir), "--steps", "1", "--noise", str(tmp_path / "z.npy"),
+                 "--out", str(tmp_path / "a.npy")]) == 0
+    assert main(["sample", "--run", str(run_dir), "--steps", "1", "--noise", str(tmp_path / "z.npy"),
+                 "--out", str(tmp_path / "b.npy"), "--solver", "heun", "--ema", "0"]) == 0
+    assert np.load(tmp_path / "a.npy").shape == (5, 2)
+    assert not np.allclose(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    assert main(["sample", "--run", str(run_dir), "--steps", "4", "--out", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_eval_prints_table(run_dir, capsys):
+    assert main(["eval", "--run", str(run_dir), "--steps", "1,2", "--solver", "map,euler", "--num", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "| map | 1 |" in out and "| euler | 2 |" in out
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert set(result["metrics"]) == {"map", "euler"}
+
+
+def test_info(capsys):
+    assert main(["info"]) == 0
+    assert "checker-cpu" in capsys.readouterr().out
+    assert main(["info", "--preset", "cifar10"]) == 0
+    assert "network parameters: 54,673,314" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["sample", "--run", "/nonexistent", "--steps", "1", "--out", "x.npy"], "not a flowmaps run folder"),
+    (["train", "--preset", "nope"], "unknown preset"),
+    (["train", "--preset", "gaussian", "--set", "train.stepz=3"], "unknown config key 'train.stepz'"),
+    (["train", "--preset", "gaussian", "--set", "data.name=points"], "data.path"),
+    (["train", "--preset", "gaussian", "--set", "data.name=mnist", "--set", "data.path=/nonexistent"], "train-images-idx3-ubyte"),
+])
+def test_errors_are_one_line_with_status_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("flowmaps: error:") and message in err
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_bad_noise_shape(run_dir, tmp_path, capsys):
+    np.save(tmp_path / "z.npy", np.zeros((4, 3), dtype=np.float32))
+    assert main(["sample", "--run", str(run_dir), "--steps", "1", "--noise", str(tmp_path / "z.npy"),
+                 "--out", str(tmp_path / "o.npy")]) == 2
+    assert "needs [num, 2]" in capsys.readouterr().err
+    assert not (tmp_path / "o.npy").exists()

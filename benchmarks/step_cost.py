@@ -41,14 +41,14 @@ NETS = {
 }
 
 
-def _setup(net_name: str, method: str, device: str, dtype: str):
+def _setup(net_name: str, method: str, device: str, dtype: str, backend: str = "func"):
     build, shape, batch = NETS[net_name]
     torch.manual_seed(0)
     net, time_input = build()
     if dtype == "bf16" and isinstance(net, EDM2UNet):
         net.compute_dtype = torch.bfloat16
     fm = FlowMap(net, time_input).to(device)
-    obj = Objective(ObjectiveConfig(method=method, weighting="auto"), sigma=0.5)
+    obj = Objective(ObjectiveConfig(method=method, weighting="auto", jvp_backend=backend), sigma=0.5)
     opt = torch.optim.RAdam(fm.parameters(), lr=1e-4)
     x1 = torch.randn(batch, *shape, device=device)
     gen = torch.Generator(device=device).manual_seed(0)
@@ -67,8 +67,8 @@ def _sync(device: str):
         torch.cuda.synchronize()
 
 
-def time_methods(net_name: str, device: str, dtype: str, rounds: int, steps: int) -> dict[str, float]:
-    runners = {m: _setup(net_name, m, device, dtype) for m in METHODS}
+def time_methods(net_name: str, device: str, dtype: str, rounds: int, steps: int, backend: str) -> dict[str, float]:
+    runners = {m: _setup(net_name, m, device, dtype, backend) for m in METHODS}
     for run in runners.values():  # warm-up
         run()
         run()
@@ -84,8 +84,8 @@ def time_methods(net_name: str, device: str, dtype: str, rounds: int, steps: int
     return {m: statistics.median(v) for m, v in samples.items()}
 
 
-def _peak_child(net_name, method, device, dtype, queue):
-    step = _setup(net_name, method, device, dtype)
+def _peak_child(net_name, method, device, dtype, backend, queue):
+    step = _setup(net_name, method, device, dtype, backend)
     if device.startswith("cuda"):
         step()
         torch.cuda.synchronize()
@@ -111,12 +111,12 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def peak_memory(net_name: str, device: str, dtype: str) -> dict[str, float]:
+def peak_memory(net_name: str, device: str, dtype: str, backend: str) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     out = {}
     for m in METHODS:
         q = ctx.Queue()
-        p = ctx.Process(target=_peak_child, args=(net_name, m, device, dtype, q))
+        p = ctx.Process(target=_peak_child, args=(net_name, m, device, dtype, backend, q))
         p.start()
         out[m] = q.get()
         p.join()
@@ -136,13 +136,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--backend", default="func", choices=["func", "forward_ad", "fd"], help="JVP backend")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
     results = {}
-    print(f"machine: {machine(args.device)}; dtype {args.dtype}; eta 0.75; command: python {' '.join(sys.argv)}")
+    print(f"machine: {machine(args.device)}; dtype {args.dtype}; JVP backend {args.backend}; eta 0.75; "
+          f"command: python {' '.join(sys.argv)}")
     for net in args.nets:
-        times = time_methods(net, args.device, args.dtype, args.rounds, args.steps)
-        mem = peak_memory(net, args.device, args.dtype)
+        times = time_methods(net, args.device, args.dtype, args.rounds, args.steps, args.backend)
+        mem = peak_memory(net, args.device, args.dtype, args.backend)
         batch = NETS[net][2]
         print(f"\n{net} (batch {batch})\n")
         print("| method | step (ms) | x FM | peak mem (MiB) | x FM |")

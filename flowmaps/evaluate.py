@@ -137,7 +137,13 @@ def evaluate_flow_map(
     elif len(shape) == 3:
         for solver, per_n in samples_for_plot.items():
             plot_image_rows({f"N = {k}": v for k, v in per_n.items()}, out_dir / f"samples-{tag}-{solver}.png")
+    image_provenance: dict[str, Any] = {}
+    if len(shape) == 3:
+        from .metrics.images import PROVENANCE
+
+        image_provenance = dict(PROVENANCE)
     provenance = {
+        **image_provenance,
         "num_samples": n, "noise_seed": cfg.eval.seed, "sigma": sigma, "data": cfg.data.name,
         "method": cfg.method, "machine": platform.machine(), "torch": torch.__version__,
         **(extra_provenance or {}),

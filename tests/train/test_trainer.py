@@ -84,3 +84,13 @@ def test_accumulation_matches_one_big_step_shape(tmp_path):
     tr = Trainer(_cfg(steps=2, accum_steps=2), tmp_path / "acc")
     rec = tr.train_step()
     assert rec["_bins"]["t"].numel() == 2 * 24  # each micro-batch of 32 splits 24 : 8
+
+
+def test_periodic_evaluation_writes_history_and_plots(tmp_path):
+    cfg = _cfg(steps=10, eval_every=5)
+    cfg.eval.num_samples = 500
+    Trainer(cfg, tmp_path / "e").fit()
+    lines = (tmp_path / "e" / "eval_history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [5, 10]
+    assert "map_mse" in json.loads(lines[-1])["metrics"]["map"]["1"]
+    assert (tmp_path / "e" / "samples-step-00000010.png").is_file()

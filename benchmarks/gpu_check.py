@@ -1,0 +1,121 @@
+"""All GPU checks in one script, sized for a 15-minute accelerator lease (about 10 minutes).
+
+    python benchmarks/gpu_check.py --out $OUT --minutes 1.5
+
+1. CUDA correctness: every JVP backend against central differences (float64) on a small EDM2
+   UNet, and one LSD step of the CIFAR-10 UNet under bfloat16 (the paper's 64x64 precision).
+2. Throughput: one training step per method (FM, LSD, LSD-semigrad, PSD-M) of the CIFAR-10 EDM2
+   UNet at batch 128 in float32 and bfloat16 (time and peak memory).
+3. Fashion-MNIST (real images, read from --fashion, 60k x 28x28): LSD, PSD-M and flow matching,
+   ``--minutes`` each, then 10,000 samples at N = 1, 2, 4, 8 (the FM run with Euler at equal
+   NFE) saved as uint8 .npz for FID on a CPU, and the classifier-feature distance computed here.
+4. The paper's checker configuration (MLP 512 x 4, batch 100k) for ``--minutes``: KL at N = 1..16.
+Writes gpu_results.json and the sample files under --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from flowmaps import FlowMap, Objective, ObjectiveConfig, check_jvp
+from flowmaps.config import build_config, preset
+from flowmaps.evaluate import evaluate_flow_map, generate
+from flowmaps.nets.edm2 import PRESETS, EDM2Config, EDM2UNet
+from flowmaps.train.trainer import Trainer
+
+
+def correctness() -> dict:
+    cfg = EDM2Config(img_resolution=16, img_channels=1, model_channels=32, channel_mult=[1, 2], num_blocks=1,
+                     attn_resolutions=[8], channels_per_head=32, dropout=0.0)
+    torch.manual_seed(0)
+    net = EDM2UNet(cfg)
+    with torch.no_grad():
+        net.out_gain.fill_(0.5)
+    fm = FlowMap(net, "s_dt").cuda().double()
+    x = torch.randn(4, 1, 16, 16, device="cuda", dtype=torch.float64)
+    s = torch.rand(4, device="cuda", dtype=torch.float64) * 0.5
+    t = s + 0.4
+    rep = check_jvp(lambda tt: fm.X(x, s, tt), (t,), (torch.ones_like(t),))
+    big = FlowMap(EDM2UNet(PRESETS["cifar10"], compute_dtype=torch.bfloat16), "s_dt").cuda()
+    out = Objective(ObjectiveConfig(method="lsd"), 0.5)(big, torch.randn(16, 3, 32, 32, device="cuda"))
+    out.loss.backward()
+    ok = bool(torch.isfinite(out.loss)) and all(torch.isfinite(p.grad).all() for p in big.parameters() if p.grad is not None)
+    return {"jvp_relative_error_cuda_float64": rep.relative_error, "bf16_lsd_step_finite": ok}
+
+
+def throughput(out: Path) -> dict:
+    res = {}
+    for dtype in ("fp32", "bf16"):
+        f = out / f"step_cost_{dtype}.json"
+        subprocess.run([sys.executable, "benchmarks/step_cost.py", "--device", "cuda", "--nets", "unet-cifar10",
+                        "--dtype", dtype, "--rounds", "3", "--steps", "5", "--json", str(f)], check=True)
+        res[dtype] = json.loads(f.read_text())
+    return res
+
+
+def train_minutes(over: dict, name: str, minutes: float, out: Path):
+    cfg = build_config(over)
+    tr = Trainer(cfg, out / name)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 60 * minutes:
+        tr.train_step()
+    tr.checkpoint()
+    return tr, tr.step / (time.perf_counter() - t0)
+
+
+def fashion(out: Path, minutes: float, fashion_path: str) -> dict:
+    res = {}
+    base = {"sigma": 0.5, "data": {"name": "fashion-mnist", "path": fashion_path, "cache": str(out / "cache")},
+            "net": {"kind": "edm2", "model_channels": 64, "channel_mult": [1, 2, 2], "num_blocks": 2,
+                    "attn_resolutions": [7], "dropout": 0.0, "learned_weight": True},
+            "train": {"steps": 10**9, "batch_size": 256, "lr": 1e-2, "lr_decay_steps": 2000, "grad_clip": 1.0,
+                      "ema": [0.999], "progress": False, "ckpt_every": 10**9, "log_every": 100},
+            "eval": {"ema": 0.999, "num_samples": 10000, "batch_size": 1000, "steps": [1, 2, 4, 8],
+                     "metrics": ["fd_classifier"]}}
+    for method, solver in (("lsd", "map"), ("psd-m", "map"), ("fm", "euler")):
+        tr, rate = train_minutes({**base, "method": method}, f"fashion-{method}", minutes, out)
+        fm = tr.ema_flow_map(0.999)
+        r = evaluate_flow_map(fm, tr.cfg, tr.source, tr.sigma, out / f"fashion-{method}", solvers=[solver])
+        noise = 0.5 * torch.randn(10000, 1, 28, 28, generator=torch.Generator().manual_seed(12345))
+        samples = {f"N{n}": ((generate(fm, noise, n, solver, 1000).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+                   for n in (1, 2, 4, 8)}
+        np.savez_compressed(out / f"fashion-{method}-samples.npz", **samples)
+        res[method] = {"steps": tr.step, "steps_per_s": rate, "solver": solver, **r}
+    return res
+
+
+def checker(out: Path, minutes: float) -> dict:
+    over = {**preset("checker"), "train": {**preset("checker")["train"], "progress": False, "ckpt_every": 10**9}}
+    tr, rate = train_minutes(over, "checker", minutes, out)
+    r = evaluate_flow_map(tr.ema_flow_map(0.999), tr.cfg, tr.source, tr.sigma, out / "checker", metrics=["kl"])
+    return {"steps": tr.step, "steps_per_s": rate, **r}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--minutes", type=float, default=1.5)
+    ap.add_argument("--fashion", default=".data/fashion-mnist")
+    ap.add_argument("--only", nargs="*", default=["correctness", "throughput", "fashion", "checker"])
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
+    steps = {"correctness": lambda: correctness(), "throughput": lambda: throughput(out),
+             "fashion": lambda: fashion(out, args.minutes, args.fashion), "checker": lambda: checker(out, args.minutes)}
+    for name in args.only:
+        t0 = time.perf_counter()
+        results[name] = steps[name]()
+        print(f"{name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+        (out / "gpu_results.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""flowmaps against a peer in the same run: rectified-flow-pytorch's LsdFlow and MeanFlow.
+
+Same checkerboard, same network (flowmaps' MLP, width 256, depth 4), same batch (2048), same
+optimizer (RAdam, lr 2e-3, clip 10), same seed and the same wall-clock budget per trainer on this
+machine; every model is scored with its raw weights (the peer keeps no EMA) by the appendix G.1
+KL at N = 1, 2, 4 with the same 64,000 noise draws.
+
+    bash benchmarks/setup_peer.sh
+    .venv/bin/python benchmarks/peer_rectified_flow.py --seconds 120
+
+Each library runs its own defaults for the method: the peer's LsdFlow evaluates both the diagonal
+and the off-diagonal branch on the whole batch and masks (diag_prob 0.75, times clamped to
+[1e-3, 1 - 1e-3]); its MeanFlow samples times logit-normally, mixes 50% flow matching and uses an
+adaptive loss weight. Multi-step MeanFlow samples are drawn here with the learned average
+velocity, z <- z - dt u(z, t, dt), which is the flow map; the peer's own slow_sample uses dt = 0
+(an Euler ODE step), which is not.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from flowmaps import FlowMap, Objective, ObjectiveConfig, sample_map
+from flowmaps.data import checkerboard
+from flowmaps.metrics import checker_kl, checker_kl_floor
+from flowmaps.nets import MLP
+
+STEPS = [1, 2, 4]
+
+
+def load_peer(module: str):
+    spec = importlib.util.find_spec("rectified_flow_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("rectified-flow-pytorch is not installed: run bash benchmarks/setup_peer.sh")
+    path = Path(list(spec.submodule_search_locations)[0]) / f"{module}.py"
+    mod_spec = importlib.util.spec_from_file_location(f"peer_{module}", path)
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def train_for(seconds: float, loss_fn, params, seed: int) -> tuple[int, float]:
+    torch.manual_seed(seed)
+    opt = torch.optim.RAdam(params, lr=2e-3)
+    g = torch.Generator().manual_seed(seed)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        loss = loss_fn(checkerboard(2048, g))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        opt.step()
+        steps += 1
+    return steps, steps / (time.perf_counter() - t0)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    lsd_flow, mean_flow = load_peer("lsd_flow"), load_peer("mean_flow")
+    sigma = float(checkerboard(100_000, torch.Generator().manual_seed(0)).std())
+    noise = sigma * torch.randn(64000, 2, generator=torch.Generator().manual_seed(12345))
+    results = {}
+
+    def mlp():
+        torch.manual_seed(args.seed)
+        return MLP(dim=2, width=256, depth=4, sigma=sigma)
+
+    # ours
+    for method in ("lsd", "meanflow"):
+        fm = FlowMap(mlp())
+        obj = Objective(ObjectiveConfig(method=method, weighting="constant"), sigma)
+        gen = torch.Generator().manual_seed(args.seed + 1)
+        steps, rate = train_for(args.seconds, lambda x: obj(fm, x, generator=gen).loss, list(fm.parameters()), args.seed)
+        kls = [checker_kl(sample_map(fm.eval(), noise, n)) for n in STEPS]
+        results[f"flowmaps {method}"] = (kls, steps, rate)
+        print(f"flowmaps {method}: {steps} steps", file=sys.stderr, flush=True)
+
+    # the peer's LsdFlow: model(x, s, t), t = 0 noise, the same convention as ours
+    net = mlp()
+    peer = lsd_flow.LsdFlow(net, data_shape=(2,), noise_std_dev=sigma)
+    steps, rate = train_for(args.seconds, lambda x: peer(x), list(peer.parameters()), args.seed)
+    with torch.no_grad():
+        kls = [checker_kl(peer.slow_sample(steps=n, batch_size=noise.shape[0], noise=noise)) for n in STEPS]
+    results["rectified-flow-pytorch LsdFlow"] = (kls, steps, rate)
+    print(f"peer LsdFlow: {steps} steps", file=sys.stderr, flush=True)
+
+    # the peer's MeanFlow: model(z, t, dt) with t = 1 noise
+    net = mlp()
+    peer_mf = mean_flow.MeanFlow(net, data_shape=(2,), noise_std_dev=sigma)
+    steps, rate = train_for(args.seconds, lambda x: peer_mf(x), list(peer_mf.parameters()), args.seed)
+
+    @torch.no_grad()
+    def mf_map(z, n):
+        for k in range(n):
+            t = torch.full((z.shape[0],), 1.0 - k / n)
+            z = z - (1.0 / n) * net(z, t, torch.full_like(t, 1.0 / n))
+        return z
+
+    kls = [checker_kl(mf_map(noise, n)) for n in STEPS]
+    results["rectified-flow-pytorch MeanFlow"] = (kls, steps, rate)
+
+    floor, _ = checker_kl_floor(64000)
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+          f"budget {args.seconds:.0f} s of training each; command: python benchmarks/peer_rectified_flow.py "
+          f"{' '.join(argv or sys.argv[1:])}\n")
+    print("| trainer | KL N=1 | KL N=2 | KL N=4 | steps | steps/s |")
+    print("|---|---|---|---|---|---|")
+    for name, (kls, steps, rate) in results.items():
+        print(f"| {name} | " + " | ".join(f"{k:.3f}" for k in kls) + f" | {steps} | {rate:.1f} |")
+    print(f"| perfect sampler (floor) | {floor:.3f} | {floor:.3f} | {floor:.3f} | | |")
+
+
+if __name__ == "__main__":
+    main()

@@ -41,7 +41,7 @@ NETS = {
 }
 
 
-def _setup(net_name: str, method: str, device: str, dtype: str, backend: str = "func"):
+def _setup(net_name: str, method: str, device: str, dtype: str, backend: str = "auto"):
     build, shape, batch = NETS[net_name]
     torch.manual_seed(0)
     net, time_input = build()
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--backend", default="func", choices=["func", "forward_ad", "fd"], help="JVP backend")
+    ap.add_argument("--backend", default="auto", choices=["auto", "func", "forward_ad", "fd"], help="JVP backend")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
     results = {}

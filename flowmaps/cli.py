@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--run", required=True)
     e.add_argument("--steps", type=_int_list, help="comma-separated N, default the run's eval.steps")
     e.add_argument("--metric", action="append", help="a metric name (repeatable); default auto")
-    e.add_argument("--solver", default="map", help="comma-separated: map, euler, heun, rk4")
+    e.add_argument("--solver", help="comma-separated: map, euler, heun, rk4 (default: map; euler,heun for method fm)")
     e.add_argument("--ema", type=float)
     e.add_argument("--num", type=int, help="number of samples (default the run's eval.num_samples)")
 
@@ -188,7 +188,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.num:
         cfg.eval.num_samples = args.num
     source = build_data(cfg) if len(run.shape) == 1 or cfg.data.name != "folder" else None
-    solvers = [s.strip() for s in args.solver.split(",") if s.strip()]
+    solvers = [s.strip() for s in args.solver.split(",") if s.strip()] if args.solver else None
     result = evaluate_flow_map(run.fm, cfg, source, run.sigma, run.path, steps=args.steps, metrics=args.metric,
                                solvers=solvers, shape=run.shape, extra_provenance=_prov(cfg, run.step, run.ema, 1))
     write_eval(result, run.path / "eval.json")

@@ -61,7 +61,7 @@ class LossConfig:
     weighting: str = "auto"
     constant_weight: float = 1.0
     reduction: str = "batch"
-    jvp_backend: str = "func"
+    jvp_backend: str = "auto"
     esd_stopgrad: str = "full"
     ct_delta: float = 1.0 / 64
     shortcut_max_steps: int = 128
@@ -139,7 +139,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "net.kind": ("mlp", "edm2"),
     "loss.weighting": ("auto", "learned", "constant", "none"),
     "loss.reduction": ("batch", "sum_of_means"),
-    "loss.jvp_backend": ("func", "forward_ad", "fd"),
+    "loss.jvp_backend": ("auto", "func", "forward_ad", "fd"),
     "loss.esd_stopgrad": ("full", "convex", "none", "semigradient"),
     "loss.pfmm_gamma": ("uniform", "midpoint"),
     "train.precision": ("fp32", "bf16"),

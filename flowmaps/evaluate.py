@@ -22,6 +22,11 @@ from .sampling import sample
 SOLVERS = ("map", "euler", "heun", "rk4")
 
 
+def default_solvers(cfg: Config) -> list[str]:
+    """A flow-matching run is sampled with ODE solvers, every other method with its map."""
+    return ["euler", "heun"] if cfg.method == "fm" else ["map"]
+
+
 def auto_metrics(cfg: Config, shape: tuple[int, ...]) -> list[str]:
     name = cfg.data.name
     if name == "checker":
@@ -86,7 +91,7 @@ def evaluate_flow_map(
 
     out_dir = Path(out_dir)
     steps = steps or list(cfg.eval.steps)
-    solvers = solvers or ["map"]
+    solvers = solvers or default_solvers(cfg)
     for s in solvers:
         if s not in SOLVERS:
             raise ConfigError(f"unknown solver {s!r}; choose from {', '.join(SOLVERS)}")

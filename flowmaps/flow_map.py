@@ -99,25 +99,25 @@ class FlowMap(nn.Module):
 
     # -- derivatives ------------------------------------------------------------------------
     def X_and_dt(
-        self, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "func", **cond: Any
+        self, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "auto", **cond: Any
     ) -> tuple[Tensor, Tensor]:
         """(X_{s,t}(x), d/dt X_{s,t}(x)) from one JVP in t (tangent 1 on t; x, s fixed)."""
         return jvp(lambda tt: self.X(x, s, tt, **cond), (t,), (torch.ones_like(t),), backend)
 
     def v_and_dt(
-        self, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "func", **cond: Any
+        self, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "auto", **cond: Any
     ) -> tuple[Tensor, Tensor]:
         """(v_{s,t}(x), d/dt v_{s,t}(x)) from one JVP in t."""
         return jvp(lambda tt: self.v(x, s, tt, **cond), (t,), (torch.ones_like(t),), backend)
 
     def X_and_ds(
-        self, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "func", **cond: Any
+        self, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "auto", **cond: Any
     ) -> tuple[Tensor, Tensor]:
         """(X_{s,t}(x), d/ds X_{s,t}(x)) from one JVP in s (x, t fixed)."""
         return jvp(lambda ss: self.X(x, ss, t, **cond), (s,), (torch.ones_like(s),), backend)
 
     def X_and_dx(
-        self, x: Tensor, s: Tensor, t: Tensor, w: Tensor, backend: JVPBackend = "func", **cond: Any
+        self, x: Tensor, s: Tensor, t: Tensor, w: Tensor, backend: JVPBackend = "auto", **cond: Any
     ) -> tuple[Tensor, Tensor]:
         """(X_{s,t}(x), grad_x X_{s,t}(x) w): a spatial JVP with tangent w (shape of x)."""
         return jvp(lambda xx: self.X(xx, s, t, **cond), (x,), (w,), backend)
@@ -130,7 +130,7 @@ class FlowMap(nn.Module):
         dx: Tensor,
         ds: Tensor,
         dt: Tensor,
-        backend: JVPBackend = "func",
+        backend: JVPBackend = "auto",
         **cond: Any,
     ) -> tuple[Tensor, Tensor]:
         """(v_{s,t}(x), directional derivative of v along (dx, ds, dt)) from one fused JVP."""

@@ -3,6 +3,9 @@
 ``jvp(fn, primals, tangents, backend)`` returns ``(fn(*primals), d/de fn(primals + e * tangents))``.
 
 Backends:
+- ``"auto"`` (the default): ``"func"`` when gradients are being recorded (a loss will be
+  backpropagated through the JVP), ``"forward_ad"`` under ``torch.no_grad()``, where it is the
+  faster of the two and PyTorch's softmax issue (pytorch#162350) cannot arise.
 - ``"func"``: :func:`torch.func.jvp` (forward-mode AD). The output tangent stays differentiable
   with respect to any parameter ``fn`` closes over, so a loss on it can be backpropagated
   (reverse-over-forward, the paper's LSD gradient).
@@ -25,8 +28,9 @@ from torch import Tensor
 from torch.autograd import forward_ad
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-JVPBackend = Literal["func", "forward_ad", "fd"]
+JVPBackend = Literal["auto", "func", "forward_ad", "fd"]
 JVP_BACKENDS: tuple[str, ...] = ("func", "forward_ad", "fd")
+"""The concrete backends; ``"auto"`` picks one of the first two per call."""
 
 
 @contextlib.contextmanager
@@ -50,11 +54,18 @@ def fd_step(dtype: torch.dtype) -> float:
     return float(torch.finfo(dtype).eps) ** (1.0 / 3.0)
 
 
+def resolve_backend(backend: str) -> str:
+    """The concrete backend ``"auto"`` stands for here and now (see the module docstring)."""
+    if backend == "auto":
+        return "func" if torch.is_grad_enabled() else "forward_ad"
+    return backend
+
+
 def jvp(
     fn: Callable[..., Tensor],
     primals: Sequence[Tensor],
     tangents: Sequence[Tensor],
-    backend: JVPBackend = "func",
+    backend: JVPBackend = "auto",
     fd_eps: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Evaluate ``fn(*primals)`` and its directional derivative along ``tangents``.
@@ -62,12 +73,13 @@ def jvp(
     Args:
         fn: a function of tensors returning one tensor.
         primals, tangents: tuples of tensors of matching shapes.
-        backend: "func", "forward_ad" or "fd" (see module docstring).
+        backend: "auto", "func", "forward_ad" or "fd" (see module docstring).
         fd_eps: finite-difference step for "fd" (default ``fd_step(dtype)`` of the first primal).
     Returns:
         (output, output tangent), both shaped like ``fn``'s output.
     """
     primals, tangents = tuple(primals), tuple(tangents)
+    backend = resolve_backend(backend)  # type: ignore[assignment]
     if len(primals) != len(tangents):
         raise ValueError(f"jvp got {len(primals)} primals but {len(tangents)} tangents")
     for p, v in zip(primals, tangents):
@@ -88,7 +100,7 @@ def jvp(
         plus = fn(*[p + h * v for p, v in zip(primals, tangents)])
         minus = fn(*[p - h * v for p, v in zip(primals, tangents)])
         return fn(*primals), (plus - minus) / (2 * h)
-    raise ValueError(f"unknown JVP backend {backend!r}; choose one of {list(JVP_BACKENDS)}")
+    raise ValueError(f"unknown JVP backend {backend!r}; choose one of {['auto', *JVP_BACKENDS]}")
 
 
 @dataclass

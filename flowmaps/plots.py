@@ -72,14 +72,18 @@ def plot_image_rows(rows: dict[str, Tensor], path: str | Path) -> Path:
 def plot_training(metrics: list[dict], path: str | Path) -> Path:
     """Loss (diagonal, off-diagonal), gradient norm over steps, and the last loss by time bin."""
     steps = [m["step"] for m in metrics]
+
+    def series(key: str) -> list[float]:
+        return [float("nan") if m.get(key) is None else m[key] for m in metrics]
+
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    axes[0].plot(steps, [m["diagonal"] for m in metrics], label="diagonal (flow matching)")
-    axes[0].plot(steps, [m["off_diagonal"] for m in metrics], label="off-diagonal (distillation)")
+    axes[0].plot(steps, series("diag_sq"), label="diagonal (flow matching)")
+    axes[0].plot(steps, series("off_sq"), label="off-diagonal (distillation)")
     axes[0].set_yscale("log")
     axes[0].set_xlabel("step")
     axes[0].legend()
-    axes[0].set_title("loss")
-    axes[1].plot(steps, [m["grad_norm"] for m in metrics])
+    axes[0].set_title("mean unweighted |r|^2")
+    axes[1].plot(steps, series("grad_norm"))
     axes[1].set_yscale("log")
     axes[1].set_xlabel("step")
     axes[1].set_title("gradient norm (before clipping)")

@@ -26,7 +26,7 @@ def eulerian_residual(
     t: Tensor,
     b: Tensor,
     stopgrad: EulerianStopGrad = "full",
-    backend: JVPBackend = "func",
+    backend: JVPBackend = "auto",
     student_v: Tensor | None = None,
     **cond: Any,
 ) -> Tensor:
@@ -72,7 +72,7 @@ def esd_residual(
     s: Tensor,
     t: Tensor,
     stopgrad: EulerianStopGrad = "full",
-    backend: JVPBackend = "func",
+    backend: JVPBackend = "auto",
     student_v: Tensor | None = None,
     **cond: Any,
 ) -> Tensor:
@@ -92,7 +92,7 @@ def emd_residual(
     x: Tensor,
     s: Tensor,
     t: Tensor,
-    backend: JVPBackend = "func",
+    backend: JVPBackend = "auto",
     **cond: Any,
 ) -> Tensor:
     """EMD with the semigradient fix, eq 29: d/ds X_{s,t}(I_s) + sg(grad_x X_{s,t}(I_s) b_s(I_s)), b frozen."""
@@ -107,7 +107,7 @@ def meanflow_residual(
     s: Tensor,
     t: Tensor,
     dx: Tensor,
-    backend: JVPBackend = "func",
+    backend: JVPBackend = "auto",
     student_v: Tensor | None = None,
     **cond: Any,
 ) -> Tensor:

@@ -18,7 +18,7 @@ Velocity = Callable[[Tensor, Tensor], Tensor]
 
 
 def lagrangian_residual(
-    fm: FlowMap, x: Tensor, s: Tensor, t: Tensor, velocity: Velocity, backend: JVPBackend = "func", **cond: Any
+    fm: FlowMap, x: Tensor, s: Tensor, t: Tensor, velocity: Velocity, backend: JVPBackend = "auto", **cond: Any
 ) -> Tensor:
     """r = d/dt X_{s,t}(x) - sg(b_t(sg X_{s,t}(x))), the Lagrangian condition (eq 8) as a residual.
 
@@ -32,7 +32,7 @@ def lagrangian_residual(
     return dX - b
 
 
-def lsd_residual(fm: FlowMap, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "func", **cond: Any) -> Tensor:
+def lsd_residual(fm: FlowMap, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "auto", **cond: Any) -> Tensor:
     """LSD, eq 13: d/dt X_{s,t}(I_s) - sg(v_{t,t}(sg X_{s,t}(I_s))).
 
     The teacher is the network's own diagonal with the *current* weights under stop-gradient
@@ -42,7 +42,7 @@ def lsd_residual(fm: FlowMap, x: Tensor, s: Tensor, t: Tensor, backend: JVPBacke
 
 
 def lmd_residual(
-    fm: FlowMap, teacher: Velocity, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "func", **cond: Any
+    fm: FlowMap, teacher: Velocity, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "auto", **cond: Any
 ) -> Tensor:
     """LMD with the stop-gradient inside, eq 27: d/dt X_{s,t}(I_s) - b_t(sg X_{s,t}(I_s)), b frozen."""
     return lagrangian_residual(fm, x, s, t, teacher, backend, **cond)
@@ -53,7 +53,7 @@ def lsd_semigradient_residual(
     x: Tensor,
     s: Tensor,
     t: Tensor,
-    backend: JVPBackend = "func",
+    backend: JVPBackend = "auto",
     student_v: Tensor | None = None,
     **cond: Any,
 ) -> Tensor:

@@ -8,7 +8,7 @@ Time convention: t = 0 is noise, t = 1 is data.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 import torch
@@ -83,7 +83,7 @@ class ObjectiveConfig:
         "learned", "constant" (w = constant_weight, the paper's checker uses 1.0) or "none".
     reduction: "batch" (the authors' code: (sum_diag + sum_off) / B = eta mean_diag +
         (1 - eta) mean_off) or "sum_of_means" (Algorithm 1: mean_diag + mean_off).
-    jvp_backend: "func", "forward_ad" or "fd".
+    jvp_backend: "auto" (torch.func with gradient, forward_ad without), "func", "forward_ad" or "fd".
     esd_stopgrad: "full" (paper), "convex", "none" or "semigradient".
     ct_delta: step of discrete consistency training.
     shortcut_max_steps: finest dyadic grid of shortcut models (a power of two).
@@ -96,7 +96,7 @@ class ObjectiveConfig:
     weighting: Literal["auto", "learned", "constant", "none"] = "auto"
     constant_weight: float = 1.0
     reduction: Literal["batch", "sum_of_means"] = "batch"
-    jvp_backend: JVPBackend = "func"
+    jvp_backend: JVPBackend = "auto"
     esd_stopgrad: EulerianStopGrad = "full"
     ct_delta: float = 1.0 / 64
     shortcut_max_steps: int = 128
@@ -113,7 +113,7 @@ class ObjectiveConfig:
         choices = {
             "weighting": ("auto", "learned", "constant", "none"),
             "reduction": ("batch", "sum_of_means"),
-            "jvp_backend": JVP_BACKENDS,
+            "jvp_backend": ("auto", *JVP_BACKENDS),
             "esd_stopgrad": EULERIAN_STOPGRADS,
             "pfmm_gamma": ("uniform", "midpoint"),
         }
@@ -144,7 +144,6 @@ class LossOutput:
     t_diag: Tensor
     s_off: Tensor
     t_off: Tensor
-    extras: dict[str, Tensor] = field(default_factory=dict)
 
 
 def split_batch(batch_size: int, eta: float) -> tuple[int, int]:

@@ -134,7 +134,7 @@ class Trainer:
             group["lr"] = lr_at(step, cfg)
         self.opt.zero_grad(set_to_none=True)
         accum = cfg.train.accum_steps
-        totals = {"loss": 0.0, "diagonal": 0.0, "off_diagonal": 0.0}
+        totals = {"loss": 0.0, "diagonal": 0.0, "off_diagonal": 0.0, "diag_sq": 0.0, "off_sq": 0.0}
         bins: dict[str, list[Tensor]] = {"t": [], "diag": [], "gap": [], "off": []}
         finite = True
         for micro in range(accum):
@@ -154,6 +154,8 @@ class Trainer:
             totals["loss"] += loss_value / accum
             totals["diagonal"] += float(out.diagonal) / accum
             totals["off_diagonal"] += float(out.off_diagonal) / accum
+            totals["diag_sq"] += float(out.diag_sq.mean()) / accum if out.diag_sq.numel() else float("nan")
+            totals["off_sq"] += float(out.off_sq.mean()) / accum if out.off_sq.numel() else float("nan")
             bins["t"].append(out.t_diag.float().cpu())
             bins["diag"].append(out.diag_sq.float().cpu())
             bins["gap"].append((out.t_off - out.s_off).abs().float().cpu())
@@ -185,7 +187,8 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------------
     def _write_log(self, records: list[dict[str, Any]], steps_per_s: float) -> dict[str, Any]:
         last = records[-1]
-        mean = {k: sum(r[k] for r in records) / len(records) for k in ("loss", "diagonal", "off_diagonal", "grad_norm")}
+        keys = ("loss", "diagonal", "off_diagonal", "diag_sq", "off_sq", "grad_norm")
+        mean = {k: sum(r[k] for r in records) / len(records) for k in keys}
         t = torch.cat([r["_bins"]["t"] for r in records])
         d = torch.cat([r["_bins"]["diag"] for r in records])
         g = torch.cat([r["_bins"]["gap"] for r in records])
@@ -196,11 +199,13 @@ class Trainer:
             "diag_by_t": loss_by_time_bin(d, t, 10).as_dict() if t.numel() else {},
             "off_by_gap": loss_by_time_bin(o, g, 10).as_dict() if g.numel() else {},
         }
+        entry = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()}
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(entry) + "\n")
         if self.writer is not None:
-            for k in ("loss", "diagonal", "off_diagonal", "grad_norm", "lr", "steps_per_s"):
-                self.writer.add_scalar(f"train/{k}", entry[k], entry["step"])
+            for k in ("loss", "diagonal", "off_diagonal", "diag_sq", "off_sq", "grad_norm", "lr", "steps_per_s"):
+                if entry[k] is not None:
+                    self.writer.add_scalar(f"train/{k}", entry[k], entry["step"])
         return entry
 
     def fit(self) -> Path:

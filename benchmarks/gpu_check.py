@@ -1,11 +1,11 @@
 """All GPU checks in one script, sized for a 15-minute accelerator lease (about 10 minutes).
 
-    python benchmarks/gpu_check.py --out $OUT --minutes 1.5
+    PYTHONPATH=. python3 benchmarks/gpu_check.py --out $OUT --minutes 1.0
 
 1. CUDA correctness: every JVP backend against central differences (float64) on a small EDM2
    UNet, and one LSD step of the CIFAR-10 UNet under bfloat16 (the paper's 64x64 precision).
-2. Throughput: one training step per method (FM, LSD, LSD-semigrad, PSD-M) of the CIFAR-10 EDM2
-   UNet at batch 128 in float32 and bfloat16 (time and peak memory).
+2. Throughput: one training step of every method in benchmarks/step_cost.py with the CIFAR-10
+   EDM2 UNet at batch 128, in float32 and bfloat16 (time and peak memory, ratios to FM).
 3. Fashion-MNIST (real images, read from --fashion, 60k x 28x28): LSD, PSD-M and flow matching,
    ``--minutes`` each, then 10,000 samples at N = 1, 2, 4, 8 (the FM run with Euler at equal
    NFE) saved as uint8 .npz for FID on a CPU, and the classifier-feature distance computed here.
@@ -70,20 +70,20 @@ def train_minutes(over: dict, name: str, minutes: float, out: Path):
     return tr, tr.step / (time.perf_counter() - t0)
 
 
-def fashion(out: Path, minutes: float, fashion_path: str) -> dict:
+def fashion(out: Path, minutes: float, fashion_path: str, num: int) -> dict:
     res = {}
     base = {"sigma": 0.5, "data": {"name": "fashion-mnist", "path": fashion_path, "cache": str(out / "cache")},
             "net": {"kind": "edm2", "model_channels": 64, "channel_mult": [1, 2, 2], "num_blocks": 2,
                     "attn_resolutions": [7], "dropout": 0.0, "learned_weight": True},
             "train": {"steps": 10**9, "batch_size": 256, "lr": 1e-2, "lr_decay_steps": 2000, "grad_clip": 1.0,
                       "ema": [0.999], "progress": False, "ckpt_every": 10**9, "log_every": 100},
-            "eval": {"ema": 0.999, "num_samples": 10000, "batch_size": 1000, "steps": [1, 2, 4, 8],
+            "eval": {"ema": 0.999, "num_samples": num, "batch_size": 1000, "steps": [1, 2, 4, 8],
                      "metrics": ["fd_classifier"]}}
     for method, solver in (("lsd", "map"), ("psd-m", "map"), ("fm", "euler")):
         tr, rate = train_minutes({**base, "method": method}, f"fashion-{method}", minutes, out)
         fm = tr.ema_flow_map(0.999)
         r = evaluate_flow_map(fm, tr.cfg, tr.source, tr.sigma, out / f"fashion-{method}", solvers=[solver])
-        noise = 0.5 * torch.randn(10000, 1, 28, 28, generator=torch.Generator().manual_seed(12345))
+        noise = 0.5 * torch.randn(num, 1, 28, 28, generator=torch.Generator().manual_seed(12345))
         samples = {f"N{n}": ((generate(fm, noise, n, solver, 1000).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
                    for n in (1, 2, 4, 8)}
         np.savez_compressed(out / f"fashion-{method}-samples.npz", **samples)
@@ -91,8 +91,9 @@ def fashion(out: Path, minutes: float, fashion_path: str) -> dict:
     return res
 
 
-def checker(out: Path, minutes: float) -> dict:
-    over = {**preset("checker"), "train": {**preset("checker")["train"], "progress": False, "ckpt_every": 10**9}}
+def checker(out: Path, minutes: float, num: int) -> dict:
+    over = {**preset("checker"), "train": {**preset("checker")["train"], "progress": False, "ckpt_every": 10**9},
+            "eval": {**preset("checker")["eval"], "num_samples": min(num * 64 // 10, 64000)}}
     tr, rate = train_minutes(over, "checker", minutes, out)
     r = evaluate_flow_map(tr.ema_flow_map(0.999), tr.cfg, tr.source, tr.sigma, out / "checker", metrics=["kl"])
     return {"steps": tr.step, "steps_per_s": rate, **r}
@@ -101,16 +102,22 @@ def checker(out: Path, minutes: float) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--minutes", type=float, default=1.5)
+    ap.add_argument("--minutes", type=float, default=1.0)
     ap.add_argument("--fashion", default=".data/fashion-mnist")
+    ap.add_argument("--samples", type=int, default=10000, help="Fashion-MNIST samples per N (checker: 6.4x, at most 64k)")
     ap.add_argument("--only", nargs="*", default=["correctness", "throughput", "fashion", "checker"])
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
+    cuda = torch.cuda.is_available()
+    results = {"device": torch.cuda.get_device_name() if cuda else "cpu (smoke test)", "torch": torch.__version__}
     steps = {"correctness": lambda: correctness(), "throughput": lambda: throughput(out),
-             "fashion": lambda: fashion(out, args.minutes, args.fashion), "checker": lambda: checker(out, args.minutes)}
+             "fashion": lambda: fashion(out, args.minutes, args.fashion, args.samples),
+             "checker": lambda: checker(out, args.minutes, args.samples)}
     for name in args.only:
+        if name in ("correctness", "throughput") and not cuda:
+            print(f"{name}: skipped, no CUDA device", flush=True)
+            continue
         t0 = time.perf_counter()
         results[name] = steps[name]()
         print(f"{name}: done in {time.perf_counter() - t0:.0f} s", flush=True)

@@ -226,7 +226,10 @@ def _param_count(cfg: Any) -> int:
         shape = shapes.get(cfg.data.name, (3, cfg.data.resolution or 64, cfg.data.resolution or 64))
     else:
         shape = (2,)
-    return count_parameters(build_flow_map(cfg, shape, 10, 1.0))
+    import torch
+
+    with torch.device("meta"):  # shapes only: instant, no memory
+        return count_parameters(build_flow_map(cfg, shape, 10, 1.0))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,7 +57,7 @@ def plot_image_rows(rows: dict[str, Tensor], path: str | Path) -> Path:
     """rows: label (e.g. 'N = 1') -> images [k, C, H, W] (the same noise in every row)."""
     fig, axes = plt.subplots(len(rows), 1, figsize=(12, 1.4 * len(rows)), squeeze=False)
     for ax, (label, imgs) in zip(axes[:, 0], rows.items()):
-        grid = image_grid(imgs, imgs.shape[0])
+        grid = image_grid(imgs, imgs.shape[0]).numpy()
         ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None)
         ax.set_ylabel(label, rotation=0, ha="right", va="center")
         ax.set_xticks([])

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from flowmaps.cli import main
 
@@ -83,3 +84,21 @@ def test_bad_noise_shape(run_dir, tmp_path, capsys):
                  "--out", str(tmp_path / "o.npy")]) == 2
     assert "needs [num, 2]" in capsys.readouterr().err
     assert not (tmp_path / "o.npy").exists()
+
+
+def test_digits_preset_trains_an_edm2_unet(tmp_path):
+    out = tmp_path / "digits"
+    assert main(["train", "--preset", "digits-cpu", "--out", str(out), "--set", "train.steps=4",
+                 "--set", "train.progress=false", "--set", "train.batch_size=16", "--set", "eval.num_samples=64",
+                 "--set", "eval.steps=[1,2]", "--set", "eval.metrics=[]"]) == 0
+    from flowmaps.run import load_run
+    from flowmaps.nets.mp import MPConv
+
+    run = load_run(out)
+    assert run.step == 4 and run.shape == (1, 8, 8)
+    assert (out / "samples-final-map.png").is_file()
+    raw = load_run(out, ema=0)  # forced weight normalisation ran after every step
+    for m in raw.fm.modules():
+        if isinstance(m, MPConv):
+            rows = m.weight.flatten(1).norm(dim=1)
+            assert torch.allclose(rows, torch.full_like(rows, m.weight[0].numel() ** 0.5), rtol=1e-3)

@@ -71,5 +71,8 @@ def barrier(info: DistInfo) -> None:
 
 
 def shutdown(info: DistInfo) -> None:
+    """Leave the process group; the barrier first keeps a fast rank from closing its connections
+    while another still uses them (gloo can abort the slower process otherwise)."""
     if info.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

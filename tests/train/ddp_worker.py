@@ -5,6 +5,7 @@ import torch
 import torch.distributed as dist
 
 from flowmaps.config import build_config, preset
+from flowmaps.train.distributed import shutdown
 from flowmaps.train.trainer import Trainer
 
 
@@ -25,4 +26,4 @@ if __name__ == "__main__":
     dist.all_gather(gathered, flat)
     if dist.get_rank() == 0:
         torch.save(torch.stack(gathered), f"{out}/ranks.pt")
-    dist.destroy_process_group()
+    shutdown(tr.dist)

@@ -22,7 +22,8 @@ def test_two_ranks_match_single_process(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker),
            str(tmp_path / "ddp")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if "Error" in line or "error" in line]
+    assert proc.returncode == 0, "\n".join(errors[:20]) + "\n---\n" + proc.stderr[:3000]
     ranks = torch.load(tmp_path / "ddp" / "ranks.pt")
     assert torch.equal(ranks[0], ranks[1])  # weights identical across ranks
 

@@ -2,8 +2,9 @@
 
 Same checkerboard, same network (flowmaps' MLP, width 256, depth 4), same batch (2048), same
 optimizer (RAdam, lr 2e-3, clip 10), same seed and the same wall-clock budget per trainer on this
-machine; every model is scored with its raw weights (the peer keeps no EMA) by the appendix G.1
-KL at N = 1, 2, 4 with the same 64,000 noise draws.
+machine; every model keeps the same EMA of its weights (decay 0.999, flowmaps' EMA class applied
+to the peer's modules too, since the peer has none in its training step) and is scored with it by
+the appendix G.1 KL at N = 1, 2, 4 with the same 64,000 noise draws.
 
     bash benchmarks/setup_peer.sh
     .venv/bin/python benchmarks/peer_rectified_flow.py --seconds 120
@@ -30,8 +31,10 @@ from flowmaps import FlowMap, Objective, ObjectiveConfig, sample_map
 from flowmaps.data import checkerboard
 from flowmaps.metrics import checker_kl, checker_kl_floor
 from flowmaps.nets import MLP
+from flowmaps.train.ema import EMA
 
 STEPS = [1, 2, 4]
+EMA_DECAY = 0.999
 
 
 def load_peer(module: str):
@@ -45,9 +48,12 @@ def load_peer(module: str):
     return mod
 
 
-def train_for(seconds: float, loss_fn, params, seed: int) -> tuple[int, float]:
+def train_for(seconds: float, loss_fn, module: torch.nn.Module, seed: int) -> tuple[int, float]:
+    """Train ``module`` for ``seconds``; afterwards its weights are the 0.999 EMA."""
     torch.manual_seed(seed)
+    params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.RAdam(params, lr=2e-3)
+    ema = EMA(module, [EMA_DECAY])
     g = torch.Generator().manual_seed(seed)
     steps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -56,8 +62,11 @@ def train_for(seconds: float, loss_fn, params, seed: int) -> tuple[int, float]:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 10.0)
         opt.step()
+        ema.update(module)
         steps += 1
-    return steps, steps / (time.perf_counter() - t0)
+    rate = steps / (time.perf_counter() - t0)
+    module.load_state_dict(ema.state(EMA_DECAY))
+    return steps, rate
 
 
 def main(argv=None) -> None:
@@ -79,7 +88,7 @@ def main(argv=None) -> None:
         fm = FlowMap(mlp())
         obj = Objective(ObjectiveConfig(method=method, weighting="constant"), sigma)
         gen = torch.Generator().manual_seed(args.seed + 1)
-        steps, rate = train_for(args.seconds, lambda x: obj(fm, x, generator=gen).loss, list(fm.parameters()), args.seed)
+        steps, rate = train_for(args.seconds, lambda x: obj(fm, x, generator=gen).loss, fm, args.seed)
         kls = [checker_kl(sample_map(fm.eval(), noise, n)) for n in STEPS]
         results[f"flowmaps {method}"] = (kls, steps, rate)
         print(f"flowmaps {method}: {steps} steps", file=sys.stderr, flush=True)
@@ -87,7 +96,7 @@ def main(argv=None) -> None:
     # the peer's LsdFlow: model(x, s, t), t = 0 noise, the same convention as ours
     net = mlp()
     peer = lsd_flow.LsdFlow(net, data_shape=(2,), noise_std_dev=sigma)
-    steps, rate = train_for(args.seconds, lambda x: peer(x), list(peer.parameters()), args.seed)
+    steps, rate = train_for(args.seconds, lambda x: peer(x), peer, args.seed)
     with torch.no_grad():
         kls = [checker_kl(peer.slow_sample(steps=n, batch_size=noise.shape[0], noise=noise)) for n in STEPS]
     results["rectified-flow-pytorch LsdFlow"] = (kls, steps, rate)
@@ -96,7 +105,7 @@ def main(argv=None) -> None:
     # the peer's MeanFlow: model(z, t, dt) with t = 1 noise
     net = mlp()
     peer_mf = mean_flow.MeanFlow(net, data_shape=(2,), noise_std_dev=sigma)
-    steps, rate = train_for(args.seconds, lambda x: peer_mf(x), list(peer_mf.parameters()), args.seed)
+    steps, rate = train_for(args.seconds, lambda x: peer_mf(x), peer_mf, args.seed)
 
     @torch.no_grad()
     def mf_map(z, n):
@@ -110,7 +119,7 @@ def main(argv=None) -> None:
 
     floor, _ = checker_kl_floor(64000)
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"budget {args.seconds:.0f} s of training each; command: python benchmarks/peer_rectified_flow.py "
+          f"budget {args.seconds:.0f} s of training each, EMA {EMA_DECAY} weights; command: python benchmarks/peer_rectified_flow.py "
           f"{' '.join(argv or sys.argv[1:])}\n")
     print("| trainer | KL N=1 | KL N=2 | KL N=4 | steps | steps/s |")
     print("|---|---|---|---|---|---|")

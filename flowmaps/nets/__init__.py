@@ -1,4 +1,7 @@
-"""Networks f(x, a, b) for :class:`flowmaps.FlowMap`."""
+"""Networks f(x, a, b) for :class:`flowmaps.FlowMap`: the paper's checker MLP and EDM2 flow-map UNet."""
+from .attention import attention
+from .edm2 import PRESETS as EDM2_PRESETS
+from .edm2 import EDM2Config, EDM2UNet
 from .mlp import MLP
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "EDM2Config", "EDM2UNet", "EDM2_PRESETS", "attention"]

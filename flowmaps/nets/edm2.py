@@ -60,8 +60,9 @@ class Block(nn.Module):
     dropout, magnitude-preserving residual sum, optional cosine self-attention."""
 
     def __init__(self, cin: int, cout: int, cemb: int, flavor: str, resample: str = "keep", attn: bool = False,
-                 cfg: EDM2Config = EDM2Config()) -> None:
+                 cfg: EDM2Config | None = None) -> None:
         super().__init__()
+        cfg = cfg or EDM2Config()
         self.flavor, self.resample, self.cout = flavor, resample, cout
         self.heads = cout // cfg.channels_per_head if attn else 0
         self.res_balance, self.attn_balance, self.clip_act = cfg.res_balance, cfg.attn_balance, cfg.clip_act

@@ -37,3 +37,10 @@ def test_kid_is_unbiased():
     same, _ = kernel_inception_distance(a, b, subsets=20, subset_size=200)
     diff, _ = kernel_inception_distance(a, b + 0.5, subsets=20, subset_size=200)
     assert abs(same) < 0.02 and diff > 0.1
+
+
+def test_frechet_distance_with_fewer_samples_than_dimensions():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((20, 64)), rng.standard_normal((20, 64)) + 1.0
+    fd = frechet_distance(*feature_stats(a), *feature_stats(b))  # singular covariances: no warning, finite
+    assert np.isfinite(fd) and fd > 64 * 0.5

@@ -122,7 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
             floor, std = checker_kl_floor(cfg.eval.num_samples)
             print(f"\nperfect-sampler floor of this KL estimator ({cfg.eval.num_samples} exact samples): {floor:.4f} +- {std:.4f}")
-        print(f"\nwrote {out / 'eval.json'}, {out / 'samples-final.png'}, {out / 'training.png'}")
+        plots = ", ".join(str(p) for p in sorted(out.glob("samples-final*.png")))
+        print(f"\nwrote {out / 'eval.json'}, {plots}, {out / 'training.png'}")
     from .train.distributed import shutdown
 
     shutdown(trainer.dist)
@@ -170,7 +171,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         from .plots import image_grid
         import matplotlib.pyplot as plt
 
-        grid = image_grid(x, int(np.ceil(np.sqrt(x.shape[0])))).numpy()
+        grid = image_grid(x, int(np.ceil(np.sqrt(x.shape[0]))))
+        scale = max(1, 512 // max(grid.shape[:2]))  # small images are enlarged (nearest) to about 512 px
+        grid = grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1).numpy()
         plt.imsave(out, grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray")
     else:
         raise CLIError(f"cannot draw {len(run.shape)}-d data of shape {list(run.shape)} as a PNG; use a .npy output")

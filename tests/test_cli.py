@@ -102,3 +102,11 @@ def test_digits_preset_trains_an_edm2_unet(tmp_path):
         if isinstance(m, MPConv):
             rows = m.weight.flatten(1).norm(dim=1)
             assert torch.allclose(rows, torch.full_like(rows, m.weight[0].numel() ** 0.5), rtol=1e-3)
+
+
+@pytest.mark.parametrize("method", ["lmd", "emd", "pfmm"])
+def test_teacher_distillation_from_a_trained_run(run_dir, tmp_path, method):
+    out = tmp_path / method
+    assert main(["train", "--preset", "gaussian", "--out", str(out), "--set", f"method={method}",
+                 "--set", f"teacher.run={run_dir}", *TINY, "--no-eval"]) == 0
+    assert (out / "checkpoints").is_dir()

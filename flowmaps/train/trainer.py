@@ -76,7 +76,6 @@ class Trainer:
         self.ema = EMA(self.fm, cfg.train.ema)
         self.step = 0
         self.bad_steps = 0
-        self.log_buffer: list[dict[str, Any]] = []
         if resume:
             self._restore(ckpt)  # type: ignore[arg-type]
         elif self.dist.is_main:

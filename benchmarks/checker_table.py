@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from flowmaps.config import build_config, preset
+from flowmaps.ema_selection import choose_weights
 from flowmaps.evaluate import evaluate_flow_map, generate
 from flowmaps.metrics import checker_kl_floor
 from flowmaps.plots import plot_2d_grid
@@ -43,7 +44,8 @@ def run(method: str, solvers: list[str], args, root: Path, grid: dict) -> tuple[
     tr = Trainer(cfg, root / method)
     tr.fit()
     train_s = time.perf_counter() - t0
-    fm = tr.ema_flow_map(cfg.eval.ema)
+    name, _ = choose_weights(tr.fm, tr.ema.flat(), cfg, tr.source, tr.sigma, tr.source.shape, root / method)
+    fm = tr.ema_flow_map(name)
     res = evaluate_flow_map(fm, cfg, tr.source, tr.sigma, root / method, steps=STEPS, solvers=solvers, metrics=["kl"])
     noise = tr.sigma * torch.randn(20000, 2, generator=torch.Generator().manual_seed(cfg.eval.seed))
     for solver in solvers:

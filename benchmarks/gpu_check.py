@@ -26,6 +26,7 @@ import torch
 
 from flowmaps import FlowMap, Objective, ObjectiveConfig, check_jvp
 from flowmaps.config import build_config, preset
+from flowmaps.ema_selection import choose_weights
 from flowmaps.evaluate import evaluate_flow_map, generate
 from flowmaps.nets.edm2 import PRESETS, EDM2Config, EDM2UNet
 from flowmaps.train.trainer import Trainer
@@ -61,12 +62,11 @@ def throughput(out: Path) -> dict:
 
 
 def train_minutes(over: dict, name: str, minutes: float, out: Path):
-    cfg = build_config(over)
+    """Train for a wall-clock budget (flowmaps measures its step time and fits the schedule)."""
+    cfg = build_config(over, {"train": {"minutes": minutes}})
     tr = Trainer(cfg, out / name)
     t0 = time.perf_counter()
-    while time.perf_counter() - t0 < 60 * minutes:
-        tr.train_step()
-    tr.checkpoint()
+    tr.fit()
     return tr, tr.step / (time.perf_counter() - t0)
 
 
@@ -75,19 +75,21 @@ def fashion(out: Path, minutes: float, fashion_path: str, num: int) -> dict:
     base = {"sigma": 0.5, "data": {"name": "fashion-mnist", "path": fashion_path, "cache": str(out / "cache")},
             "net": {"kind": "edm2", "model_channels": 64, "channel_mult": [1, 2, 2], "num_blocks": 2,
                     "attn_resolutions": [7], "dropout": 0.0, "learned_weight": True},
-            "train": {"steps": 10**9, "batch_size": 256, "lr": 1e-2, "lr_decay_steps": 2000, "grad_clip": 1.0,
-                      "ema": [0.999], "progress": False, "ckpt_every": 10**9, "log_every": 100},
-            "eval": {"ema": 0.999, "num_samples": num, "batch_size": 1000, "steps": [1, 2, 4, 8],
+            "train": {"batch_size": 256, "lr": 1e-2, "schedule": "wsd", "grad_clip": 1.0, "precision": "auto",
+                      "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16, "progress": False, "ckpt_every": 10**9,
+                      "log_every": 100},
+            "eval": {"ema": "auto", "num_samples": num, "batch_size": 1000, "steps": [1, 2, 4, 8],
                      "metrics": ["fd_classifier"]}}
     for method, solver in (("lsd", "map"), ("psd-m", "map"), ("fm", "euler")):
         tr, rate = train_minutes({**base, "method": method}, f"fashion-{method}", minutes, out)
-        fm = tr.ema_flow_map(0.999)
+        ema, _ = choose_weights(tr.fm, tr.ema.flat(), tr.cfg, tr.source, tr.sigma, tr.source.shape, out / f"fashion-{method}")
+        fm = tr.ema_flow_map(ema)
         r = evaluate_flow_map(fm, tr.cfg, tr.source, tr.sigma, out / f"fashion-{method}", solvers=[solver])
         noise = 0.5 * torch.randn(num, 1, 28, 28, generator=torch.Generator().manual_seed(12345))
         samples = {f"N{n}": ((generate(fm, noise, n, solver, 1000).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
                    for n in (1, 2, 4, 8)}
         np.savez_compressed(out / f"fashion-{method}-samples.npz", **samples)
-        res[method] = {"steps": tr.step, "steps_per_s": rate, "solver": solver, **r}
+        res[method] = {"steps": tr.step, "steps_per_s": rate, "solver": solver, "ema": ema, **r}
     return res
 
 

@@ -24,7 +24,7 @@ import torch
 
 from flowmaps import FlowMap, Objective, ObjectiveConfig
 from flowmaps.nets import MLP
-from flowmaps.nets.edm2 import EDM2Config, EDM2UNet, PRESETS
+from flowmaps.nets.edm2 import PRESETS, EDM2Config, EDM2UNet
 
 METHODS = ["fm", "lsd", "lsd-semigrad", "esd", "psd-u", "psd-m", "meanflow"]
 

@@ -1,9 +1,11 @@
 """The ``flowmaps`` command: train, sample, eval, info.
 
-    flowmaps train (--preset NAME | --config FILE) [--out DIR] [--set key=value ...] [--resume]
+    flowmaps train (--data PATH | --preset NAME | --config FILE) [--minutes M] [--out DIR] [--set key=value ...] [--resume]
     flowmaps sample --run DIR --steps N [--num M] [--seed S] [--noise FILE.npy] [--solver map|euler|heun]
                     [--ema DECAY] --out FILE.npy|FILE.png
     flowmaps eval --run DIR [--steps 1,2,4,8,16] [--metric NAME ...] [--solver map,euler,heun]
+    flowmaps report --run DIR [--out FILE.html]
+    flowmaps ema --run DIR --sigma-rel 0.05 [0.1 ...] [--step K]
     flowmaps info [--preset NAME]
 
 Errors print one line and exit with status 2.
@@ -38,10 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="flowmaps", description="Flow maps trained by self-distillation (LSD, ESD, PSD, ...).")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a flow map from a preset or a YAML config")
+    t = sub.add_parser("train", help="train a flow map from a data path, a preset or a YAML config")
     src = t.add_mutually_exclusive_group()
+    src.add_argument("--data", help="a .npy/.csv point cloud, a folder of images or a named set: every setting is "
+                                    "chosen automatically (printed before training; --set overrides any)")
     src.add_argument("--preset", help="a preset name (see 'flowmaps info')")
     src.add_argument("--config", help="a YAML config file")
+    t.add_argument("--minutes", type=float, help="train for this wall-clock budget (the step count is measured and saved)")
     t.add_argument("--out", help="run folder (default runs/<preset-or-config>-<method>)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.steps=500 (repeatable)")
@@ -55,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--noise", help="a .npy of standard-normal draws [num, *shape]; scaled by the run's sigma")
     s.add_argument("--solver", default="map", choices=["map", "euler", "heun", "rk4"])
-    s.add_argument("--ema", type=float, help="EMA decay of the weights (0: raw weights; default: the run's eval.ema)")
+    s.add_argument("--ema", help="weights: raw, a tracked decay like 0.999, sigma_rel=0.05 (tracked or reconstructed); "
+                                 "default: the run's eval.ema or the one its evaluation chose")
     s.add_argument("--out", required=True, help="FILE.npy (samples) or FILE.png (a plot or image grid)")
 
     e = sub.add_parser("eval", help="evaluate a trained run at several step counts")
@@ -63,8 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=_int_list, help="comma-separated N, default the run's eval.steps")
     e.add_argument("--metric", action="append", help="a metric name (repeatable); default auto")
     e.add_argument("--solver", help="comma-separated: map, euler, heun, rk4 (default: map; euler,heun for method fm)")
-    e.add_argument("--ema", type=float)
+    e.add_argument("--ema", help="as for sample; auto: choose again among raw, tracked and reconstructed EMAs")
     e.add_argument("--num", type=int, help="number of samples (default the run's eval.num_samples)")
+
+    r = sub.add_parser("report", help="write a self-contained HTML report of a run")
+    r.add_argument("--run", required=True)
+    r.add_argument("--out", help="HTML file (default RUN/report.html)")
+
+    m = sub.add_parser("ema", help="post-hoc EMA: build the weights of any power EMA from a run's snapshots")
+    m.add_argument("--run", required=True)
+    m.add_argument("--sigma-rel", type=float, nargs="+", required=True, help="relative standard deviations, e.g. 0.05 0.1")
+    m.add_argument("--step", type=int, help="the step to reconstruct at (default: the last snapshot's)")
 
     i = sub.add_parser("info", help="list presets and methods, or show one preset")
     i.add_argument("--preset")
@@ -72,7 +87,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _default_out(args: argparse.Namespace, method: str) -> Path:
-    stem = args.preset or (Path(args.config).stem if args.config else "run")
+    if args.data:
+        stem = Path(args.data.rstrip("/")).stem or "data"
+    else:
+        stem = args.preset or (Path(args.config).stem if args.config else "run")
     return Path("runs") / f"{stem}-{method}"
 
 
@@ -81,7 +99,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     layers: list[dict[str, Any]] = []
     overrides = parse_overrides(args.overrides)
-    if args.resume and not args.preset and not args.config:
+    choices = None
+    if args.minutes is not None and not args.minutes > 0:
+        raise CLIError(f"--minutes must be positive, got {args.minutes}")
+    if args.data:
+        from .autoconfig import as_layer, auto_config
+
+        if args.resume:
+            raise CLIError("--resume continues a run from its saved config: pass --out DIR without --data")
+        train_over = overrides.get("train", {})
+        choices = auto_config(args.data, args.minutes, device=str(train_over.get("device", "auto")),
+                              processes=int(os.environ.get("WORLD_SIZE", "1")),
+                              resolution=overrides.get("data", {}).get("resolution"))
+        if "steps" in train_over and args.minutes is None:
+            choices = [c for c in choices if c.key != "train.minutes"]
+        layers.append(as_layer(choices))
+    elif args.resume and not args.preset and not args.config:
         if not args.out:
             raise CLIError("--resume needs --out: the run folder to continue")
         cfg_file = Path(args.out) / "config.yaml"
@@ -93,7 +126,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.config:
         layers.append(load_yaml(args.config))
     else:
-        raise CLIError("train needs --preset NAME or --config FILE (see 'flowmaps info')")
+        raise CLIError("train needs --data PATH, --preset NAME or --config FILE (see 'flowmaps info')")
+    if args.minutes is not None and not args.data:
+        layers.append({"train": {"minutes": args.minutes}})
     layers.append(overrides)
     cfg = build_config(*layers)
     out = Path(args.out) if args.out else _default_out(args, cfg.method)
@@ -101,36 +136,73 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train.trainer import Trainer
 
     trainer = Trainer(cfg, out, resume=args.resume)
+    if trainer.dist.is_main and choices is not None:
+        from .autoconfig import format_choices
+
+        overridden = {".".join(k) for k in _flat_keys(overrides)}
+        print("flowmaps: settings chosen for this data, device and budget (override any with --set KEY=VALUE):\n"
+              + format_choices(choices, overridden), file=sys.stderr)
+        (out / "autoconfig.json").write_text(json.dumps(
+            [{"key": c.key, "value": c.value, "why": c.why} for c in choices], indent=2))
     if trainer.dist.is_main:
+        length = (f"{cfg.train.minutes:g} minutes, steps measured" if cfg.train.minutes is not None
+                  else f"{trainer.cfg.train.steps} steps")
         print(f"flowmaps: training {cfg.method} on {cfg.data.name} into {out} "
-              f"({trainer.cfg.train.steps} steps, batch {cfg.train.batch_size}, device {trainer.device}, "
+              f"({length}, batch {cfg.train.batch_size}, {cfg.train.precision}, device {trainer.device}, "
               f"{trainer.dist.world_size} process(es))", file=sys.stderr)
     trainer.fit()
+    if trainer.dist.is_main and trainer.budget is not None:
+        b = trainer.budget
+        print(f"flowmaps: {b['minutes']:g}-minute budget -> {b['steps']} steps "
+              f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured; saved in config.yaml)", file=sys.stderr)
     if trainer.dist.is_main and not args.no_eval:
-        from .evaluate import evaluate_flow_map, format_table, write_eval
-        from .plots import plot_training
-
-        fm = trainer.ema_flow_map(cfg.eval.ema)
-        result = evaluate_flow_map(fm, cfg, trainer.source, trainer.sigma, out, extra_provenance=_prov(cfg, trainer.step, cfg.eval.ema, trainer.dist.world_size))
-        write_eval(result, out / "eval.json")
-        metrics_file = out / "metrics.jsonl"
-        if metrics_file.is_file():
-            plot_training([json.loads(line) for line in metrics_file.read_text().splitlines()], out / "training.png")
-        print(format_table(result))
-        if cfg.data.name == "checker":
-            from .metrics import checker_kl_floor
-
-            floor, std = checker_kl_floor(cfg.eval.num_samples)
-            print(f"\nperfect-sampler floor of this KL estimator ({cfg.eval.num_samples} exact samples): {floor:.4f} +- {std:.4f}")
-        plots = ", ".join(str(p) for p in sorted(out.glob("samples-final*.png")))
-        print(f"\nwrote {out / 'eval.json'}, {plots}, {out / 'training.png'}")
+        finish_run(trainer, out)
     from .train.distributed import shutdown
 
     shutdown(trainer.dist)
     return 0
 
 
-def _prov(cfg: Any, step: int, ema: float, devices: int) -> dict[str, Any]:
+def _flat_keys(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for k, v in tree.items():
+        out += _flat_keys(v, prefix + (k,)) if isinstance(v, dict) else [prefix + (k,)]
+    return out
+
+
+def finish_run(trainer: Any, out: Path) -> dict[str, Any]:
+    """After training: choose the weights, evaluate, plot, write eval.json and the report."""
+    from .ema_selection import choose_weights
+    from .evaluate import evaluate_flow_map, format_table, write_eval
+    from .plots import plot_training
+
+    cfg = trainer.cfg
+    name, selection = choose_weights(trainer.fm, trainer.ema.flat(), cfg, trainer.source, trainer.sigma,
+                                     trainer.source.shape, out)
+    if selection is not None:
+        scores = ", ".join(f"{k} {v:.4g}" for k, v in sorted(selection.scores.items(), key=lambda kv: kv[1])[:4])
+        print(f"flowmaps: evaluating with EMA {name} (best of {len(selection.scores)} on {selection.metric} at "
+              f"N = 1, 4: {scores})", file=sys.stderr)
+    fm = trainer.ema_flow_map(name)
+    result = evaluate_flow_map(fm, cfg, trainer.source, trainer.sigma, out,
+                               extra_provenance=_prov(cfg, trainer.step, name, trainer.dist.world_size))
+    if selection is not None:
+        result["ema_selection"] = selection.as_dict()
+    write_eval(result, out / "eval.json")
+    metrics_file = out / "metrics.jsonl"
+    if metrics_file.is_file():
+        plot_training([json.loads(line) for line in metrics_file.read_text().splitlines()], out / "training.png")
+    print(format_table(result))
+    from .report import write_report
+
+    report = write_report(out)
+    plots = ", ".join(str(p) for p in sorted(out.glob("samples-final*.png")))
+    print(f"\nwrote {out / 'eval.json'}, {plots}, {out / 'training.png'}")
+    print(f"report: {report.resolve()}")
+    return result
+
+
+def _prov(cfg: Any, step: int, ema: str, devices: int) -> dict[str, Any]:
     return {"step": step, "ema": ema, "devices": devices, "seed": cfg.seed}
 
 
@@ -168,8 +240,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         plot_2d_grid({f"{run.cfg.method} ({args.solver})": {args.steps: x}}, out,
                      lim=1.2 if run.cfg.data.name == "checker" else None)
     elif len(run.shape) == 3:
-        from .plots import image_grid
         import matplotlib.pyplot as plt
+
+        from .plots import image_grid
 
         grid = image_grid(x, int(np.ceil(np.sqrt(x.shape[0]))))
         scale = max(1, 512 // max(grid.shape[:2]))  # small images are enlarged (nearest) to about 512 px
@@ -182,21 +255,83 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from .data.images import MissingDataError
     from .evaluate import evaluate_flow_map, format_table, write_eval
     from .run import load_run
     from .train.builders import build_data
 
-    run = load_run(args.run, ema=args.ema)
+    run = load_run(args.run, ema=None if args.ema == "auto" else args.ema)
     cfg = run.cfg
     if args.num:
         cfg.eval.num_samples = args.num
-    source = build_data(cfg) if len(run.shape) == 1 or cfg.data.name != "folder" else None
+    try:
+        source = build_data(cfg)
+    except (MissingDataError, FileNotFoundError) as e:
+        if len(run.shape) == 1:
+            raise
+        print(f"flowmaps: the training data is not available ({str(e).splitlines()[0]}); metrics that need it are skipped",
+              file=sys.stderr)
+        source = None
+    selection = None
+    if args.ema == "auto":
+        from .ema_selection import choose_weights
+        from .run import weights_for
+        from .train.checkpoint import latest_checkpoint, load_checkpoint
+
+        raw, flat, _ = load_checkpoint(latest_checkpoint(run.path / "checkpoints"))  # type: ignore[arg-type]
+        run.fm.load_state_dict(raw)
+        cfg.eval.ema = "auto"
+        run.ema, selection = choose_weights(run.fm, flat, cfg, source, run.sigma, run.shape, run.path)
+        run.fm.load_state_dict(weights_for(run.ema, raw, flat, run.path))
+        print(f"flowmaps: evaluating with EMA {run.ema} (best of {len(selection.scores) if selection else 1} "
+              f"on {selection.metric if selection else '-'})", file=sys.stderr)
     solvers = [s.strip() for s in args.solver.split(",") if s.strip()] if args.solver else None
     result = evaluate_flow_map(run.fm, cfg, source, run.sigma, run.path, steps=args.steps, metrics=args.metric,
                                solvers=solvers, shape=run.shape, extra_provenance=_prov(cfg, run.step, run.ema, 1))
+    if selection is not None:
+        result["ema_selection"] = selection.as_dict()
     write_eval(result, run.path / "eval.json")
     print(format_table(result))
     print(f"\nwrote {run.path / 'eval.json'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    if args.out and not Path(args.out).parent.exists():
+        raise CLIError(f"--out {args.out!r}: folder {str(Path(args.out).parent)!r} does not exist")
+    path = write_report(args.run, args.out)
+    print(f"wrote {path.resolve()}")
+    return 0
+
+
+def cmd_ema(args: argparse.Namespace) -> int:
+    """Write RUN/ema/sigma_rel=X.safetensors for each X; 'sample --ema sigma_rel=X' then uses it."""
+    from safetensors.torch import save_file
+
+    from .run import load_run
+    from .train.ema import power_name
+    from .train.snapshots import list_snapshots, reconstruct_ema
+
+    run = load_run(args.run, ema="raw")
+    snap_dir = run.path / "ema_snapshots"
+    snaps = list_snapshots(snap_dir)
+    if not snaps:
+        raise CLIError(f"{args.run!r} has no EMA snapshots; train with train.ema_snapshots > 0 and train.ema_sigma_rel set")
+    out_dir = run.path / "ema"
+    out_dir.mkdir(exist_ok=True)
+    for sr in args.sigma_rel:
+        try:
+            state, info = reconstruct_ema(snap_dir, sr, args.step)
+        except ValueError as e:
+            raise CLIError(f"--sigma-rel {sr}: {e}") from None
+        path = out_dir / f"{power_name(sr)}.safetensors"
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"step": str(info["step"])})
+        tmp.replace(path)
+        print(f"sigma_rel {sr}: step {info['step']}, {len(info['coefficients'])} snapshot averages "
+              f"from {info['snapshots']} snapshots -> {path}")
     return 0
 
 
@@ -240,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data.images import MissingDataError
 
-    handlers = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info}
+    handlers = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info, "report": cmd_report,
+                "ema": cmd_ema}
     try:
         return handlers[args.command](args)
     except (CLIError, ConfigError, MissingDataError, FileNotFoundError, FileExistsError, ValueError) as e:

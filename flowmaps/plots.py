@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib
 
@@ -69,7 +70,7 @@ def plot_image_rows(rows: dict[str, Tensor], path: str | Path) -> Path:
     return path
 
 
-def plot_training(metrics: list[dict], path: str | Path) -> Path:
+def plot_training(metrics: list[dict], path: str | Path | BinaryIO) -> Path | BinaryIO:
     """Loss (diagonal, off-diagonal), gradient norm over steps, and the last loss by time bin."""
     steps = [m["step"] for m in metrics]
 
@@ -77,13 +78,14 @@ def plot_training(metrics: list[dict], path: str | Path) -> Path:
         return [float("nan") if m.get(key) is None else m[key] for m in metrics]
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    axes[0].plot(steps, series("diag_sq"), label="diagonal (flow matching)")
-    axes[0].plot(steps, series("off_sq"), label="off-diagonal (distillation)")
+    mark = "o" if len(steps) < 20 else None  # a short log is points, not invisible lines
+    axes[0].plot(steps, series("diag_sq"), marker=mark, label="diagonal (flow matching)")
+    axes[0].plot(steps, series("off_sq"), marker=mark, label="off-diagonal (distillation)")
     axes[0].set_yscale("log")
     axes[0].set_xlabel("step")
     axes[0].legend()
     axes[0].set_title("mean unweighted |r|^2")
-    axes[1].plot(steps, series("grad_norm"))
+    axes[1].plot(steps, series("grad_norm"), marker=mark)
     axes[1].set_yscale("log")
     axes[1].set_xlabel("step")
     axes[1].set_title("gradient norm (before clipping)")
@@ -98,7 +100,7 @@ def plot_training(metrics: list[dict], path: str | Path) -> Path:
     axes[2].legend()
     axes[2].set_title(f"unweighted |r|^2 by time bin (step {last['step']})")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
+    path = path if hasattr(path, "write") else Path(path)  # type: ignore[assignment]
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path

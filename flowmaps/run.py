@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
-from .config import Config, build_config, load_yaml
+from .config import Config, build_config, check_eval_ema, load_yaml
 from .flow_map import FlowMap
 from .train.builders import build_flow_map
 from .train.checkpoint import latest_checkpoint, load_checkpoint
-from .train.ema import EMA
+from .train.ema import RAW, ema_name, flat_names, parse_power, unflatten
+from .train.snapshots import reconstruct_ema
 
 
 class RunError(FileNotFoundError):
@@ -20,6 +22,10 @@ class RunError(FileNotFoundError):
 
 @dataclass
 class Run:
+    """A trained run: its folder, config, flow map (with the chosen weights), sigma, data shape,
+    number of classes, training step and the name of the weights loaded (``raw``, ``0.999`` or
+    ``sigma_rel=0.05``)."""
+
     path: Path
     cfg: Config
     fm: FlowMap
@@ -27,12 +33,46 @@ class Run:
     shape: tuple[int, ...]
     num_classes: int
     step: int
-    ema: float
+    ema: str
 
 
-def load_run(path: str | Path, ema: float | None = None, device: torch.device | str = "cpu",
+def weights_for(name: float | str, raw: dict[str, Tensor], ema_flat: dict[str, Tensor], run_dir: Path | None) -> dict[str, Tensor]:
+    """The state dict of EMA ``name``: the raw weights, a tracked average from ``ema_flat``, or a
+    power EMA reconstructed from the run's snapshots."""
+    key = ema_name(name)
+    if key == RAW:
+        return raw
+    if key in flat_names(ema_flat):
+        return unflatten(ema_flat, key)
+    sigma_rel = parse_power(key)
+    tracked = ", ".join(flat_names(ema_flat)) or "none"
+    if sigma_rel is None or run_dir is None:
+        raise RunError(f"EMA {key} was not tracked; tracked: {tracked} (or raw)")
+    exported = Path(run_dir) / "ema" / f"{key}.safetensors"
+    if exported.is_file():  # written by 'flowmaps ema'
+        from safetensors.torch import load_file
+
+        return {**raw, **load_file(str(exported))}
+    snap_dir = Path(run_dir) / "ema_snapshots"
+    if not snap_dir.is_dir():
+        raise RunError(f"EMA {key} was not tracked and {str(run_dir)!r} has no EMA snapshots to reconstruct it; tracked: {tracked}")
+    state, _ = reconstruct_ema(snap_dir, sigma_rel)
+    return {**raw, **state}
+
+
+def selected_ema(root: Path, cfg: Config) -> str:
+    """The weights a run is sampled with by default: eval.ema, or for ``auto`` the choice its
+    evaluation recorded in run.json (raw weights when it has not been evaluated yet)."""
+    if cfg.eval.ema != "auto":
+        return ema_name(cfg.eval.ema)
+    meta = json.loads((root / "run.json").read_text())
+    return meta.get("ema_selected", RAW)
+
+
+def load_run(path: str | Path, ema: float | str | None = None, device: torch.device | str = "cpu",
              checkpoint: str | Path | None = None) -> Run:
-    """The flow map of run ``path`` with EMA ``ema`` weights (None: the config's eval.ema; 0: raw)."""
+    """The flow map of run ``path`` with the weights of EMA ``ema`` (None: the run's default, see
+    :func:`selected_ema`; 0 or "raw": the raw weights; "sigma_rel=X": tracked or reconstructed)."""
     root = Path(path)
     if not (root / "config.yaml").is_file() or not (root / "run.json").is_file():
         raise RunError(f"{str(root)!r} is not a flowmaps run folder (no config.yaml / run.json); train one with 'flowmaps train'")
@@ -44,14 +84,10 @@ def load_run(path: str | Path, ema: float | None = None, device: torch.device | 
     shape = tuple(meta["shape"])
     fm = build_flow_map(cfg, shape, meta["num_classes"], meta["sigma"])
     model, ema_flat, state = load_checkpoint(ckpt)
-    decay = cfg.eval.ema if ema is None else float(ema)
-    if decay:
-        holder = EMA(fm, cfg.train.ema)
-        if decay not in holder.decays:
-            raise RunError(f"EMA decay {decay} was not tracked in {str(root)!r}; tracked: {holder.decays} (or 0 for raw weights)")
-        holder.load_flat(ema_flat)
-        fm.load_state_dict(holder.state(decay))
+    if ema is None or ema == "auto":
+        name = selected_ema(root, cfg)
     else:
-        fm.load_state_dict(model)
+        name = check_eval_ema(cfg, ema, "--ema")
+    fm.load_state_dict(weights_for(name, model, ema_flat, root))
     fm = fm.to(device).eval().requires_grad_(False)
-    return Run(root, cfg, fm, float(meta["sigma"]), shape, int(meta["num_classes"]), int(state["step"]), decay)
+    return Run(root, cfg, fm, float(meta["sigma"]), shape, int(meta["num_classes"]), int(state["step"]), name)

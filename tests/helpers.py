@@ -1,7 +1,7 @@
 """Small networks shared by the tests."""
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from flowmaps.nets.attention import attention
 

@@ -23,7 +23,11 @@ def test_train_writes_a_complete_run(run_dir):
         assert (run_dir / name).is_file(), name
     result = json.loads((run_dir / "eval.json").read_text())
     assert set(result["metrics"]["map"]) == {"1", "2", "4", "8", "16"}
-    assert result["provenance"]["ema"] == 0.99 and result["provenance"]["step"] == 12
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert result["provenance"]["ema"] == meta["ema_selected"] and result["provenance"]["step"] == 12
+    sel = result["ema_selection"]
+    assert "raw" in sel["scores"] and sel["scores"][sel["chosen"]] == min(sel["scores"].values())
+    assert "<img" in (run_dir / "report.html").read_text()
 
 
 def test_resume_continues(run_dir, tmp_path):
@@ -69,6 +73,9 @@ def test_info(capsys):
     (["train", "--preset", "gaussian", "--set", "train.stepz=3"], "unknown config key 'train.stepz'"),
     (["train", "--preset", "gaussian", "--set", "data.name=points"], "data.path"),
     (["train", "--preset", "gaussian", "--set", "data.name=mnist", "--set", "data.path=/nonexistent"], "train-images-idx3-ubyte"),
+    (["train", "--data", "/nonexistent/cloud.npy"], "does not exist"),
+    (["train", "--preset", "gaussian", "--minutes", "0"], "--minutes must be positive"),
+    (["sample", "--run", "/nonexistent", "--steps", "1", "--out", "x.npy", "--ema", "sigma_rel=9"], "not a flowmaps run folder"),
 ])
 def test_errors_are_one_line_with_status_2(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -91,8 +98,8 @@ def test_digits_preset_trains_an_edm2_unet(tmp_path):
     assert main(["train", "--preset", "digits-cpu", "--out", str(out), "--set", "train.steps=4",
                  "--set", "train.progress=false", "--set", "train.batch_size=16", "--set", "eval.num_samples=64",
                  "--set", "eval.steps=[1,2]", "--set", "eval.metrics=[]"]) == 0
-    from flowmaps.run import load_run
     from flowmaps.nets.mp import MPConv
+    from flowmaps.run import load_run
 
     run = load_run(out)
     assert run.step == 4 and run.shape == (1, 8, 8)
@@ -110,3 +117,29 @@ def test_teacher_distillation_from_a_trained_run(run_dir, tmp_path, method):
     assert main(["train", "--preset", "gaussian", "--out", str(out), "--set", f"method={method}",
                  "--set", f"teacher.run={run_dir}", *TINY, "--no-eval"]) == 0
     assert (out / "checkpoints").is_dir()
+
+
+def test_posthoc_ema_command_and_sampling_with_it(run_dir, tmp_path, capsys):
+    assert main(["ema", "--run", str(run_dir), "--sigma-rel", "0.07", "0.12"]) == 0
+    assert (run_dir / "ema" / "sigma_rel=0.07.safetensors").is_file()
+    assert main(["sample", "--run", str(run_dir), "--steps", "1", "--num", "8", "--ema", "sigma_rel=0.07",
+                 "--out", str(tmp_path / "x.npy")]) == 0
+    assert "EMA sigma_rel=0.07" in capsys.readouterr().out
+    assert main(["ema", "--run", str(run_dir), "--sigma-rel", "0.5"]) == 2
+    assert "sigma_rel must lie in" in capsys.readouterr().err
+    assert main(["eval", "--run", str(run_dir), "--steps", "1", "--num", "500", "--ema", "auto"]) == 0
+    assert "evaluating with EMA" in capsys.readouterr().err
+
+
+def test_one_command_from_a_point_cloud(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "ring.npy", np.stack([np.cos(a := rng.uniform(0, 6.28, 4000)), np.sin(a)], 1).astype(np.float32))
+    out = tmp_path / "ring"
+    assert main(["train", "--data", str(tmp_path / "ring.npy"), "--minutes", "0.03", "--out", str(out),
+                 "--set", "train.progress=false", "--set", "eval.num_samples=2000", "--set", "eval.steps=[1,2]"]) == 0
+    err = capsys.readouterr().err
+    assert "settings chosen" in err and "net.kind" in err and "budget" in err
+    assert json.loads((out / "autoconfig.json").read_text())[0]["key"] == "data.name"
+    result = json.loads((out / "eval.json").read_text())
+    assert {"w2", "sliced_w2", "energy"} <= set(result["metrics"]["map"]["1"])
+    assert "perfect sampler (exact data)" in result["reference"]

@@ -11,6 +11,7 @@ import hashlib
 import os
 import pickle
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -151,19 +152,34 @@ def load_image_folder(
     mode = "RGB" if channels == 3 else "L"
     out = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
     labels = np.zeros(len(files), dtype=np.int64)
+    keep = np.ones(len(files), dtype=bool)
     for i, f in enumerate(files):
-        with Image.open(f) as im:
-            im = im.convert(mode)
-            w, h = im.size
-            side = crop if crop is not None else min(w, h)
-            left, top = (w - side) // 2, (h - side) // 2
-            im = im.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.BOX)
-            arr = np.asarray(im, dtype=np.uint8)
+        try:
+            with Image.open(f) as im:
+                im = im.convert(mode)
+                w, h = im.size
+                side = crop if crop is not None else min(w, h)
+                left, top = (w - side) // 2, (h - side) // 2
+                im = im.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.BOX)
+                arr = np.asarray(im, dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            # a truncated download, a file that only looks like an image, a corrupt header...
+            warnings.warn(f"{name}: skipping unreadable image {str(f)!r} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+                          UnreadableImageWarning, stacklevel=2)
+            keep[i] = False
+            continue
         out[i] = arr[None] if channels == 1 else arr.transpose(2, 0, 1)
         parts = f.relative_to(root).parts
         if labels_from_subfolders and len(parts) > 1:
             labels[i] = class_index[parts[0]]
-    return out, labels
+    if not keep.any():
+        raise MissingDataError(f"{name}: none of the {len(files)} image files under {str(root)!r} could be read; "
+                               f"check that they are complete images")
+    return out[keep], labels[keep]
+
+
+class UnreadableImageWarning(UserWarning):
+    """An image file in a folder could not be decoded and was skipped."""
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Every loss of the paper, one function per equation, and the combined :class:`Objective`."""
 from .consistency import consistency_residual
 from .diagonal import flow_matching_residual
-from .eulerian import eulerian_residual, emd_residual, esd_residual, meanflow_residual
+from .eulerian import emd_residual, esd_residual, eulerian_residual, meanflow_residual
 from .lagrangian import lagrangian_residual, lmd_residual, lsd_residual, lsd_semigradient_residual
 from .objective import METHODS, LossOutput, MethodSpec, Objective, ObjectiveConfig, Teacher, split_batch
 from .progressive import intermediate_time, pfmm_residual, psd_residual, psd_target, shortcut_residual

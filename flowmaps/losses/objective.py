@@ -22,8 +22,8 @@ from .diagonal import flow_matching_residual
 from .eulerian import EULERIAN_STOPGRADS, EulerianStopGrad, emd_residual, esd_residual, meanflow_residual
 from .lagrangian import Velocity, lmd_residual, lsd_residual, lsd_semigradient_residual
 from .progressive import MapFn, pfmm_residual, psd_residual, shortcut_residual
-from .times import sample_diagonal, sample_dyadic, sample_off_diagonal
-from .weighting import squared_norm, weighted_loss
+from .times import TIME_SAMPLINGS, sample_diagonal, sample_dyadic, sample_off_diagonal
+from .weighting import adaptive_weighted_loss, squared_norm, weighted_loss
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Teacher:
     map: MapFn | None = None
 
     @classmethod
-    def from_flow_map(cls, fm: FlowMap) -> "Teacher":
+    def from_flow_map(cls, fm: FlowMap) -> Teacher:
         """Freeze a trained flow map: its diagonal is the velocity, X the map."""
         fm = fm.eval().requires_grad_(False)
         return cls(velocity=fm.velocity, map=fm.X)
@@ -80,7 +80,10 @@ class ObjectiveConfig:
         of each kind when 0 < eta < 1. Forced to 1 for method "fm".
     full_square: sample (s, t) on [0,1]^2 instead of s <= t (maps that also jump backwards).
     weighting: "auto" (learned when the network has a ``log_weight`` head, else none),
-        "learned", "constant" (w = constant_weight, the paper's checker uses 1.0) or "none".
+        "learned", "constant" (w = constant_weight, the paper's checker uses 1.0), "adaptive"
+        (MeanFlow's sg(1 / (|r|^2 + adaptive_eps)^adaptive_power) |r|^2) or "none".
+    time_sampling: "uniform" (the paper) or "logit_normal" (sigmoid(time_mu + time_std z)), for
+        the diagonal t and both off-diagonal times (sorted).
     reduction: "batch" (the authors' code: (sum_diag + sum_off) / B = eta mean_diag +
         (1 - eta) mean_off) or "sum_of_means" (Algorithm 1: mean_diag + mean_off).
     jvp_backend: "auto" (torch.func with gradient, forward_ad without), "func", "forward_ad" or "fd".
@@ -93,8 +96,13 @@ class ObjectiveConfig:
     method: str = "lsd"
     eta: float = 0.75
     full_square: bool = False
-    weighting: Literal["auto", "learned", "constant", "none"] = "auto"
+    weighting: Literal["auto", "learned", "constant", "adaptive", "none"] = "auto"
     constant_weight: float = 1.0
+    adaptive_power: float = 1.0
+    adaptive_eps: float = 1e-3
+    time_sampling: Literal["uniform", "logit_normal"] = "uniform"
+    time_mu: float = 0.0
+    time_std: float = 1.0
     reduction: Literal["batch", "sum_of_means"] = "batch"
     jvp_backend: JVPBackend = "auto"
     esd_stopgrad: EulerianStopGrad = "full"
@@ -111,7 +119,8 @@ class ObjectiveConfig:
         if self.eta == 1.0 and self.method != "fm":
             raise ValueError(f"eta = 1 leaves no off-diagonal samples for method {self.method!r}; use method 'fm'")
         choices = {
-            "weighting": ("auto", "learned", "constant", "none"),
+            "weighting": ("auto", "learned", "constant", "adaptive", "none"),
+            "time_sampling": TIME_SAMPLINGS,
             "reduction": ("batch", "sum_of_means"),
             "jvp_backend": ("auto", *JVP_BACKENDS),
             "esd_stopgrad": EULERIAN_STOPGRADS,
@@ -120,6 +129,11 @@ class ObjectiveConfig:
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; choose one of {list(valid)}")
+        if not self.time_std > 0:
+            raise ValueError(f"time_std must be positive, got {self.time_std}")
+        if not self.adaptive_power >= 0 or not self.adaptive_eps > 0:
+            raise ValueError(f"adaptive weighting needs adaptive_power >= 0 and adaptive_eps > 0, got "
+                             f"{self.adaptive_power}, {self.adaptive_eps}")
         if not self.ct_delta > 0:
             raise ValueError(f"ct_delta must be positive, got {self.ct_delta}")
         levels = math.log2(self.shortcut_max_steps) if self.shortcut_max_steps > 0 else -1
@@ -211,7 +225,7 @@ class Objective:
     def log_weights(self, fm: FlowMap, s: Tensor, t: Tensor) -> Tensor | None:
         """w_{s,t} [B] per the weighting option, or None for unweighted |r|^2."""
         mode = self.config.weighting
-        if mode == "none":
+        if mode in ("none", "adaptive"):
             return None
         if mode == "constant":
             return torch.full_like(s, self.config.constant_weight)
@@ -237,7 +251,8 @@ class Objective:
         n_d, n_o = split_batch(B, self.eta)
         dev, dt = x1.device, x1.dtype
         x0 = sample_base(x1, self.sigma, generator)
-        t_d = sample_diagonal(n_d, generator, dev, dt)
+        c = self.config
+        t_d = sample_diagonal(n_d, generator, dev, dt, c.time_sampling, c.time_mu, c.time_std)
         diag = self.interpolant.sample(x0[:n_d], x1[:n_d], t_d)
         off = self._off_batch(x0[n_d:], x1[n_d:], generator) if n_o else None
         cond_d, cond_o = _split_cond(cond, n_d)
@@ -258,8 +273,12 @@ class Objective:
         sq_d, sq_o = squared_norm(r_d), squared_norm(r_o)
         s_o = off.s if off is not None else x1.new_zeros(0)
         t_o = off.t if off is not None else x1.new_zeros(0)
-        l_d = weighted_loss(sq_d, self.log_weights(fm, t_d, t_d) if n_d else None)
-        l_o = weighted_loss(sq_o, self.log_weights(fm, s_o, t_o) if n_o else None)
+        if c.weighting == "adaptive":
+            l_d = adaptive_weighted_loss(sq_d, c.adaptive_power, c.adaptive_eps)
+            l_o = adaptive_weighted_loss(sq_o, c.adaptive_power, c.adaptive_eps)
+        else:
+            l_d = weighted_loss(sq_d, self.log_weights(fm, t_d, t_d) if n_d else None)
+            l_o = weighted_loss(sq_o, self.log_weights(fm, s_o, t_o) if n_o else None)
         if self.config.reduction == "batch":
             loss = (l_d.sum() + l_o.sum()) / B
         else:
@@ -284,7 +303,8 @@ class Objective:
             s, d = sample_dyadic(n, self.config.shortcut_max_steps, generator, dev, dt)
             t = s + 2 * d
         else:
-            s, t = sample_off_diagonal(n, self.config.full_square, generator, dev, dt)
+            c = self.config
+            s, t = sample_off_diagonal(n, c.full_square, generator, dev, dt, c.time_sampling, c.time_mu, c.time_std)
         path = self.interpolant.sample(x0, x1, s)
         gamma = torch.rand(n, generator=generator, device=dev, dtype=dt)
         return OffDiagonalBatch(x0, x1, path.x_t, path.dx_t, s, t, gamma, d)

@@ -11,11 +11,32 @@ def _uniform(n: int, generator: torch.Generator | None, device: torch.device, dt
     return torch.rand(n, generator=generator, device=device, dtype=dtype)
 
 
-def sample_diagonal(
-    n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+TIME_SAMPLINGS: tuple[str, ...] = ("uniform", "logit_normal")
+
+
+def sample_time(
+    n: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    kind: str = "uniform",
+    mu: float = 0.0,
+    std: float = 1.0,
 ) -> Tensor:
-    """t ~ U[0, 1], shape [n]."""
-    return _uniform(n, generator, torch.device(device), dtype)
+    """n times in [0, 1], shape [n]: ``uniform``, or ``logit_normal``: sigmoid(mu + std z) with
+    z ~ N(0, 1) (the time sampling of SD3 and MeanFlow; mu > 0 puts more times near the data,
+    since t = 1 is data here)."""
+    device = torch.device(device)
+    if kind == "uniform":
+        return _uniform(n, generator, device, dtype)
+    if kind == "logit_normal":
+        z = torch.randn(n, generator=generator, device=device, dtype=dtype)
+        return torch.sigmoid(mu + std * z)
+    raise ValueError(f"unknown time sampling {kind!r}; choose one of {', '.join(TIME_SAMPLINGS)}")
+
+
+sample_diagonal = sample_time
+"""The diagonal's t, shape [n]: U[0, 1] (the paper) or logit-normal (see :func:`sample_time`)."""
 
 
 def sample_off_diagonal(
@@ -24,15 +45,19 @@ def sample_off_diagonal(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    kind: str = "uniform",
+    mu: float = 0.0,
+    std: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
     """(s, t), each [n].
 
-    Upper triangle (the paper): s = min(u1, u2), t = max(u1, u2), uniform on 0 <= s <= t <= 1.
-    ``full_square``: s, t independent uniform on [0, 1]^2, so the map also learns to jump
-    backwards (t < s, data towards noise).
+    Upper triangle (the paper): s = min(u1, u2), t = max(u1, u2), uniform on 0 <= s <= t <= 1
+    (``kind="logit_normal"``: u1, u2 logit-normal instead, as MeanFlow samples its two times).
+    ``full_square``: s, t independent on [0, 1]^2, so the map also learns to jump backwards
+    (t < s, data towards noise).
     """
-    a = _uniform(n, generator, torch.device(device), dtype)
-    b = _uniform(n, generator, torch.device(device), dtype)
+    a = sample_time(n, generator, device, dtype, kind, mu, std)
+    b = sample_time(n, generator, device, dtype, kind, mu, std)
     if full_square:
         return a, b
     return torch.minimum(a, b), torch.maximum(a, b)

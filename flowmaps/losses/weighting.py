@@ -19,3 +19,14 @@ def weighted_loss(sq: Tensor, log_weight: Tensor | None) -> Tensor:
     if log_weight is None:
         return sq
     return torch.exp(-log_weight) * sq + log_weight
+
+
+def adaptive_weighted_loss(sq: Tensor, power: float, eps: float = 1e-3) -> Tensor:
+    """MeanFlow's adaptive loss weight: sg(1 / (|r|^2 + eps)^power) |r|^2, per sample [B].
+
+    power = 0 is plain |r|^2; power = 1/2 behaves like |r| (a robust, Pseudo-Huber-like loss);
+    power = 1 gives every sample the same gradient scale whatever its residual's size.
+    """
+    if power == 0:
+        return sq
+    return sq / (sq.detach() + eps).pow(power)

@@ -2,4 +2,9 @@
 from .distances import energy_distance, map_mse, sliced_wasserstein2, wasserstein2
 from .kl import checker_kl, checker_kl_floor
 
-__all__ = ["checker_kl", "checker_kl_floor", "energy_distance", "map_mse", "sliced_wasserstein2", "wasserstein2"]
+
+class MetricUnavailable(RuntimeError):
+    """An optional metric that cannot run here (weights or data missing); the message says how to get it."""
+
+
+__all__ = ["MetricUnavailable", "checker_kl", "checker_kl_floor", "energy_distance", "map_mse", "sliced_wasserstein2", "wasserstein2"]

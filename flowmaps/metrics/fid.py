@@ -95,7 +95,7 @@ class InceptionFeatures:
     device: torch.device
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> "InceptionFeatures":
+    def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> InceptionFeatures:
         p = Path(path) if path else default_inception_path()
         if not p.is_file():
             raise FileNotFoundError(f"Inception weights {str(p)!r} do not exist")

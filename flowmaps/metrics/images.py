@@ -25,7 +25,9 @@ def _cache_dir(cfg: Any) -> Path:
 
 def _all_reference(source: Any, limit: int = 60000) -> Tensor:
     if source is None:
-        raise ConfigError("image metrics need the training data: check data.path")
+        from . import MetricUnavailable
+
+        raise MetricUnavailable("image metrics need the training data: check data.path")
     return source.reference(min(limit, getattr(source, "size", limit)))
 
 
@@ -54,7 +56,12 @@ def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> dict[str,
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if device not in _INCEPTION:
-            _INCEPTION[device] = InceptionFeatures.load(getattr(cfg.eval, "inception", None), device)
+            from . import MetricUnavailable
+
+            try:
+                _INCEPTION[device] = InceptionFeatures.load(getattr(cfg.eval, "inception", None), device)
+            except FileNotFoundError as e:
+                raise MetricUnavailable(str(e)) from None
         ext = _INCEPTION[device]
         feats = ext(samples)
         PROVENANCE.update({"inception_sha1": ext.checksum, "inception_impl": "TF Inception-v3 2015-12-05 "

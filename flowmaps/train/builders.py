@@ -29,8 +29,9 @@ def build_flow_map(cfg: Config, shape: tuple[int, ...], num_classes: int, sigma:
     if n.kind == "mlp":
         if len(shape) != 1:
             raise ConfigError(f"net.kind=mlp needs flat data [N, D], but {cfg.data.name} has shape {list(shape)}; use net.kind=edm2")
-        net = MLP(dim=shape[0], width=n.width, depth=n.depth, sigma=sigma, learned_weight=n.learned_weight)
-        return FlowMap(net, time_input="s_t")
+        net = MLP(dim=shape[0], width=n.width, depth=n.depth, sigma=sigma, learned_weight=n.learned_weight,
+                  time_features=n.time_features, x_features=n.x_features)
+        return FlowMap(net, time_input=n.time_input)  # type: ignore[arg-type]
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ConfigError(f"net.kind=edm2 needs square images [C, H, H], but {cfg.data.name} has shape {list(shape)}")
     levels = len(n.channel_mult)

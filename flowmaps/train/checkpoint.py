@@ -57,6 +57,42 @@ def save_checkpoint(root: Path, step: int, model: dict[str, Tensor], ema: dict[s
     return final
 
 
+TMP_RE = re.compile(r"^\.step-\d{8}(\.safetensors)?\.tmp-(\d+)$|^\.step-\d{8}\.tmp-(\d+)$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clear_stale_temporaries(root: Path) -> list[Path]:
+    """Remove the temporary checkpoint folders / snapshot files (``.step-NNNNNNNN.tmp-PID``) that
+    a killed process left under ``root``; a temporary of a process still running is kept."""
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for p in root.iterdir():
+        m = TMP_RE.match(p.name)
+        if not m:
+            continue
+        pid = int(m.group(2) or m.group(3))
+        if _alive(pid):
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
 def list_checkpoints(root: Path) -> list[Path]:
     """Complete checkpoints under ``root``, oldest first."""
     if not root.is_dir():

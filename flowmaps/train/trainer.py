@@ -1,15 +1,19 @@
 """The training loop: one command from a configuration to a trained, evaluated flow map.
 
-RAdam with the EDM2 inverse-sqrt schedule, gradient clipping, several EMAs, forced weight
-normalisation for EDM2 networks, optional bfloat16, atomic checkpoints with exact resume,
-a NaN/Inf guard, JSONL metrics, a progress bar and periodic evaluation; data parallel under
-torchrun with explicit gradient averaging (see :mod:`flowmaps.train.distributed`).
+RAdam with a schedule that knows where training ends (:mod:`flowmaps.train.schedule`), a step
+count from a wall-clock budget, gradient clipping, fixed and power-function EMAs with snapshots
+for post-hoc reconstruction, forced weight normalisation for EDM2 networks, bfloat16 where the
+device runs it fast, atomic checkpoints with exact resume, a NaN/Inf guard, JSONL metrics, a
+progress bar and periodic evaluation; data parallel under torchrun with explicit gradient
+averaging (see :mod:`flowmaps.train.distributed`).
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,8 +30,10 @@ from ..losses.objective import Objective, Teacher
 from ..nets.mp import force_normalize
 from . import distributed as D
 from .builders import build_data, build_flow_map, count_parameters, resolve_run_sigma
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import clear_stale_temporaries, latest_checkpoint, load_checkpoint, save_checkpoint
 from .ema import EMA
+from .schedule import LRSchedule
+from .snapshots import snapshot_steps, write_snapshot
 
 
 class TrainingDiverged(RuntimeError):
@@ -42,9 +48,35 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def auto_precision(device: torch.device, net_kind: str) -> str:
+    """``bf16`` where the device multiplies bfloat16 matrices fast and the network gains from it,
+    else ``fp32``.
+
+    CUDA: bf16 when the GPU supports it (Ampere and newer). CPU: bf16 for the MLP when oneDNN
+    has native bfloat16 kernels (AVX512-BF16 or AMX; measured 1.5x faster steps with the same
+    quality, see benchmarks/README.md); the EDM2 UNet stays fp32 on a CPU, where its bfloat16
+    convolutions measured no faster.
+    """
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu" and net_kind == "mlp":
+        try:
+            fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            fast = False
+        return "bf16" if fast else "fp32"
+    return "fp32"
+
+
+def schedule_of(cfg: Config) -> LRSchedule:
+    """The learning-rate schedule of ``cfg.train`` over ``cfg.train.steps`` steps."""
+    t = cfg.train
+    return LRSchedule(t.schedule, t.lr, t.steps, t.warmup, t.decay, t.lr_decay_steps)
+
+
 def lr_at(step: int, cfg: Config) -> float:
-    """EDM2 inverse-sqrt decay: lr0 / sqrt(max(step / lr_decay_steps, 1))."""
-    return cfg.train.lr / math.sqrt(max(step / max(cfg.train.lr_decay_steps, 1), 1.0))
+    """The learning rate of step ``step`` (0-based) under ``cfg``'s schedule."""
+    return schedule_of(cfg)(step)
 
 
 class Trainer:
@@ -67,24 +99,37 @@ class Trainer:
         if not resume and ckpt is not None:
             raise FileExistsError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
 
+        if cfg.train.precision == "auto":
+            cfg.train.precision = auto_precision(self.device, cfg.net.kind)
+        if self.dist.is_main:
+            clear_stale_temporaries(self.out / "checkpoints")
+            clear_stale_temporaries(self.out / "ema_snapshots")
         torch.manual_seed(cfg.seed)
         self.source = build_data(cfg)
         self.sigma = resolve_run_sigma(cfg, self.source)
         self.fm: FlowMap = build_flow_map(cfg, self.source.shape, self.source.num_classes, self.sigma).to(self.device)
         self.objective = Objective(cfg.objective_config(), self.sigma, get_interpolant(cfg.interpolant), self._teacher())
         self.opt = torch.optim.RAdam(self.fm.parameters(), lr=cfg.train.lr, betas=(0.9, 0.999), eps=1e-8)
-        self.ema = EMA(self.fm, cfg.train.ema)
+        self.ema = EMA(self.fm, cfg.train.ema, cfg.train.ema_sigma_rel, cfg.train.ema_warmup)
         self.step = 0
         self.bad_steps = 0
+        self.budget: dict[str, Any] | None = None
         if resume:
             self._restore(ckpt)  # type: ignore[arg-type]
         elif self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text(dump_yaml(cfg))
-            (self.out / "run.json").write_text(json.dumps({"sigma": self.sigma, "shape": list(self.source.shape),
-                                                            "num_classes": self.source.num_classes,
-                                                            "parameters": count_parameters(self.fm)}, indent=2))
+            self._write_run_files()
         D.barrier(self.dist)
+
+    def _write_run_files(self) -> None:
+        _atomic_write(self.out / "config.yaml", dump_yaml(self.cfg))
+        meta = {"sigma": self.sigma, "shape": list(self.source.shape), "num_classes": self.source.num_classes,
+                "parameters": count_parameters(self.fm), "device": str(self.device),
+                "world_size": self.dist.world_size, "precision": self.cfg.train.precision,
+                "command": ["flowmaps" if Path(sys.argv[0]).name in ("flowmaps", "cli.py") else sys.argv[0], *sys.argv[1:]]}
+        if self.budget is not None:
+            meta["budget"] = self.budget
+        _atomic_write(self.out / "run.json", json.dumps(meta, indent=2))
 
     # -- setup helpers -----------------------------------------------------------------------------
     def _teacher(self) -> Teacher | None:
@@ -98,7 +143,7 @@ class Trainer:
     def _restore(self, path: Path) -> None:
         model, ema, state = load_checkpoint(path)
         self.fm.load_state_dict(model)
-        self.ema.load_flat(ema)
+        self.ema.load_flat(ema, state.get("ema_count", state["step"]))
         self.opt.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.bad_steps = int(state.get("bad_steps", 0))
@@ -113,6 +158,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "step": self.step,
             "bad_steps": self.bad_steps,
+            "ema_count": self.ema.count,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "sigma": self.sigma,
@@ -129,8 +175,9 @@ class Trainer:
     def train_step(self) -> dict[str, Any]:
         """One optimizer step over the global batch; returns its log record."""
         cfg, step = self.cfg, self.step
+        lr = schedule_of(cfg)(step)  # a pure function of the step and the run's length
         for group in self.opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
         accum = cfg.train.accum_steps
         totals = {"loss": 0.0, "diagonal": 0.0, "off_diagonal": 0.0, "diag_sq": 0.0, "off_sq": 0.0}
@@ -162,7 +209,7 @@ class Trainer:
         D.all_reduce_gradients(self.fm, self.dist)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.fm.parameters(), cfg.train.grad_clip)
         finite = D.all_agree(finite and bool(torch.isfinite(grad_norm)), self.dist, self.device)
-        record: dict[str, Any] = {"step": step + 1, "lr": lr_at(step, cfg), "grad_norm": float(grad_norm), **totals}
+        record: dict[str, Any] = {"step": step + 1, "lr": lr, "grad_norm": float(grad_norm), **totals}
         if finite:
             self.opt.step()
             if cfg.net.kind == "edm2":
@@ -182,6 +229,61 @@ class Trainer:
         self.step += 1
         record["_bins"] = {k: torch.cat(v) for k, v in bins.items()}
         return record
+
+    # -- a wall-clock budget -----------------------------------------------------------------------
+    def plan_budget(self, probe_seconds: float | None = None) -> int:
+        """Turn ``train.minutes`` into ``train.steps``: time a few throwaway steps, put every
+        weight, optimizer and RNG state back as it was, then fix the step count so that the run
+        fits the budget, and save it in config.yaml (the budget itself is kept in run.json), so a
+        rerun or ``--resume`` of the saved config is exact. Returns the step count."""
+        cfg = self.cfg
+        budget_s = float(cfg.train.minutes) * 60.0  # type: ignore[arg-type]
+        probe_s = probe_seconds if probe_seconds is not None else min(max(0.03 * budget_s, 2.0), 15.0)
+        t_start = time.perf_counter()
+        saved = (copy.deepcopy(self.fm.state_dict()), copy.deepcopy(self.opt.state_dict()),
+                 copy.deepcopy(self.ema.flat()), self.ema.count, torch.get_rng_state(), self.step, self.bad_steps)
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        steps_before = cfg.train.steps
+        cfg.train.steps = 10**9  # the warm-up fraction must not make the probe's rates zero
+        warm, durations = 3, []  # the first steps pay one-off costs (allocations, kernel selection)
+        try:
+            for _ in range(warm):
+                self.train_step()
+            self._sync()
+            t_probe = time.perf_counter()
+            while True:
+                t0 = time.perf_counter()
+                self.train_step()
+                self._sync()
+                durations.append(time.perf_counter() - t0)
+                if D.all_agree(len(durations) >= 6 and time.perf_counter() - t_probe >= probe_s, self.dist, self.device):
+                    break
+        finally:
+            cfg.train.steps = steps_before
+        settled = durations[len(durations) // 2:]  # the second half: steady state
+        step_s = sum(settled) / len(settled)
+        step_s = D.broadcast_float(step_s, self.dist, self.device)
+        self.fm.load_state_dict(saved[0])
+        self.opt.load_state_dict(saved[1])
+        self.ema.load_flat(saved[2], saved[3])
+        torch.set_rng_state(saved[4])
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, self.device)
+        self.step, self.bad_steps = saved[5], saved[6]
+        spent = time.perf_counter() - t_start
+        # 3% of the budget is kept for logging and checkpoints
+        steps = max(int((0.97 * budget_s - spent) / step_s), 10)
+        cfg.train.steps = steps
+        cfg.train.minutes = None
+        self.budget = {"minutes": budget_s / 60.0, "probe_seconds": round(spent, 3), "probe_steps": len(durations) + warm,
+                       "measured_step_seconds": step_s, "steps": steps}
+        if self.dist.is_main:
+            self._write_run_files()
+        return steps
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     # -- the loop ----------------------------------------------------------------------------------
     def _write_log(self, records: list[dict[str, Any]], steps_per_s: float) -> dict[str, Any]:
@@ -211,6 +313,9 @@ class Trainer:
         """Train to ``train.steps``; returns the run folder."""
         cfg = self.cfg
         main = self.dist.is_main
+        if cfg.train.minutes is not None and self.step == 0:
+            self.plan_budget()
+        snaps = snapshot_steps(cfg.train.steps, cfg.train.ema_snapshots) if self.ema.gammas else set()
         self.writer = None
         if main and cfg.train.tensorboard:
             try:
@@ -237,6 +342,8 @@ class Trainer:
                     rate = len(window) / max(time.perf_counter() - t0, 1e-9)
                     self._write_log(window, rate)
                     window, t0 = [], time.perf_counter()
+                if main and self.step in snaps:
+                    write_snapshot(self.out / "ema_snapshots", self.step, self.ema.power_states())
                 if self.step % cfg.train.ckpt_every == 0 or self.step == cfg.train.steps:
                     self.checkpoint()
                 if cfg.train.eval_every and self.step % cfg.train.eval_every == 0 and main:
@@ -252,17 +359,26 @@ class Trainer:
     def _periodic_eval(self) -> None:
         from ..evaluate import evaluate_flow_map
 
-        fm = self.ema_flow_map(self.cfg.eval.ema)
+        name = self.cfg.eval.ema
+        if name == "auto":  # mid-run: the widest tracked average (the choice among all is made at the end)
+            name = self.ema.names[-1] if self.ema.names else "raw"
+        fm = self.ema_flow_map(name)
         result = evaluate_flow_map(fm, self.cfg, self.source, self.sigma, self.out, tag=f"step-{self.step:08d}",
-                                   quick=True)
+                                   quick=True, extra_provenance={"ema": name, "step": self.step})
         with open(self.out / "eval_history.jsonl", "a") as f:
             f.write(json.dumps({"step": self.step, **result}) + "\n")
 
-    def ema_flow_map(self, decay: float) -> FlowMap:
-        """A copy of the flow map carrying EMA ``decay`` weights (0: the raw weights)."""
-        import copy
+    def ema_flow_map(self, name: float | str) -> FlowMap:
+        """A copy of the flow map carrying the weights of EMA ``name`` (0 or "raw": the raw
+        weights; an untracked sigma_rel is reconstructed from the snapshots)."""
+        from ..run import weights_for
 
         fm = copy.deepcopy(self.fm).eval()
-        if decay:
-            fm.load_state_dict(self.ema.state(decay))
+        fm.load_state_dict(weights_for(name, self.fm.state_dict(), self.ema.flat(), self.out))
         return fm
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -100,3 +100,34 @@ def test_flips_are_off_by_default(tmp_path):
     assert torch.equal(x, d.batch(np.arange(10))[0])
     flipped = [not torch.equal(a, b) for a, b in zip(x, xf)]
     assert any(flipped) and all(torch.equal(b, a.flip(-1)) for a, b, f in zip(x, xf, flipped) if f)
+
+
+def _png_folder(root, n, size=12, mode="RGB"):
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).convert(mode).save(root / f"img{i:02d}.png")
+
+
+def test_unreadable_images_are_skipped_with_a_warning_naming_them(tmp_path):
+    from flowmaps.data.images import UnreadableImageWarning
+
+    _png_folder(tmp_path / "imgs", 5)
+    good = (tmp_path / "imgs" / "img00.png").read_bytes()
+    (tmp_path / "imgs" / "truncated.png").write_bytes(good[: len(good) // 2])  # an interrupted download
+    (tmp_path / "imgs" / "fake.jpg").write_bytes(b"<html>not an image</html>")
+    with pytest.warns(UnreadableImageWarning) as caught:
+        data = load_images("folder", str(tmp_path / "imgs"), resolution=8, cache_dir=tmp_path / "cache")
+    named = " ".join(str(w.message) for w in caught)
+    assert "truncated.png" in named and "fake.jpg" in named
+    assert len(data) == 5 and data.shape == (3, 8, 8)
+
+
+def test_a_folder_with_nothing_readable_fails_in_one_line(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.warns(UserWarning), pytest.raises(MissingDataError, match="could be read") as e:
+        load_images("folder", str(tmp_path / "bad"), resolution=8, cache_dir=tmp_path / "cache")
+    assert "\n" not in str(e.value)

@@ -145,3 +145,32 @@ def test_class_conditioning_is_split_with_the_batch():
         out = Objective(ObjectiveConfig(method=method), 1.0)(fm, torch.randn(16, 2), cond={"y": torch.randint(0, 3, (16,))})
         out.loss.backward()
     assert fm.net.emb.weight.grad is not None
+
+
+def test_logit_normal_times_stay_ordered_and_lean_towards_mu():
+    from flowmaps.losses.times import sample_off_diagonal, sample_time
+
+    g = torch.Generator().manual_seed(0)
+    t = sample_time(20000, g, kind="logit_normal", mu=0.8, std=1.0)
+    assert float(t.min()) > 0 and float(t.max()) < 1 and float(t.mean()) > 0.6  # leaning towards the data (t = 1)
+    s, t2 = sample_off_diagonal(5000, False, g, kind="logit_normal")
+    assert bool((s <= t2).all())
+    with pytest.raises(ValueError, match="time sampling"):
+        sample_time(3, g, kind="beta")
+
+
+def test_adaptive_weight_is_zero_at_the_exact_map_and_rescales_the_gradient(gaussian):
+    from flowmaps.losses.weighting import adaptive_weighted_loss
+
+    x1 = gaussian.sample_data(64, torch.Generator().manual_seed(1))
+    for method in ("lsd", "psd-m", "esd"):
+        cfg = ObjectiveConfig(method=method, weighting="adaptive", adaptive_power=1.0, time_sampling="logit_normal")
+        out = Objective(cfg, gaussian.sigma)(FlowMap(ExactGaussianNet(gaussian), time_input="s_t"), x1,
+                                             generator=torch.Generator().manual_seed(0))
+        assert float(out.off_diagonal) < 1e-12, method  # the distillation residual vanishes at the exact map
+        assert 0 < float(out.diagonal.detach()) < 1  # flow matching keeps its conditional variance, rescaled
+    sq = torch.tensor([0.5, 2.0], requires_grad=True)
+    adaptive_weighted_loss(sq, 0.5, 1e-3).sum().backward()
+    assert torch.allclose(sq.grad, 1 / (sq.detach() + 1e-3).sqrt())  # the weight is under stop-gradient
+    with pytest.raises(ValueError, match="adaptive"):
+        ObjectiveConfig(weighting="adaptive", adaptive_power=-1).validate()

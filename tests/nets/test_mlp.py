@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from flowmaps import FlowMap, check_jvp
@@ -18,3 +19,18 @@ def test_mlp_jvp_and_sigma_scaling():
     out = fm.net(x, s, t)
     raw = fm.net.body(torch.cat([s[:, None], t[:, None], x / 2.0], 1)) * 2.0
     assert torch.allclose(out, raw)
+
+
+@pytest.mark.parametrize("time_input", ["s_t", "s_dt"])
+def test_fourier_features_of_point_and_times_keep_jvps_exact(time_input):
+    net = MLP(dim=2, width=16, depth=2, sigma=0.7, time_features=3, x_features=4).double()
+    assert net.body[0].in_features == 2 * (1 + 2 * 4) + 2 + 4 * 3
+    fm = FlowMap(net, time_input=time_input)
+    x, s = torch.randn(5, 2, dtype=torch.float64), torch.rand(5, dtype=torch.float64) * 0.5
+    t = s + torch.rand(5, dtype=torch.float64) * 0.5
+    assert check_jvp(lambda tt: fm.X(x, s, tt), (t,), (torch.ones_like(t),)).worst() < 1e-7
+    assert check_jvp(lambda ss: fm.X(x, ss, t), (s,), (torch.ones_like(s),)).worst() < 1e-7
+    assert check_jvp(lambda xx: fm.X(xx, s, t), (x,), (torch.randn_like(x),)).worst() < 1e-7
+    assert torch.equal(fm.X(x, s, s), x)  # X_{s,s} = id whatever the features
+    with pytest.raises(TypeError):
+        MLP(dim=2, x_feature=3)  # a typo is an error, not a silent default

@@ -5,6 +5,7 @@ rank splits its local batch diagonal : off-diagonal exactly, as one process does
 accumulation micro-batch, so the single-process reference uses train.accum_steps = 2.
 """
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,19 +17,34 @@ from flowmaps.train.trainer import Trainer
 from .ddp_worker import config
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_two_ranks_match_single_process(tmp_path):
+    """Deterministic by construction: an explicit free loopback port for the rendezvous, gloo on
+    the loopback interface, and one thread everywhere (the single-process reference too), so
+    the floating-point sums run in the same order in every process and on every machine."""
     worker = Path(__file__).with_name("ddp_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker),
-           str(tmp_path / "ddp")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo",
+           "PYTHONPATH": str(Path(__file__).parents[2])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", str(worker), str(tmp_path / "ddp")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     errors = [line for line in proc.stderr.splitlines() if "Error" in line or "error" in line]
-    assert proc.returncode == 0, "\n".join(errors[:20]) + "\n---\n" + proc.stderr[:3000]
+    assert proc.returncode == 0, "\n".join(errors[:20]) + "\n---\n" + proc.stderr[-4000:]
     ranks = torch.load(tmp_path / "ddp" / "ranks.pt")
     assert torch.equal(ranks[0], ranks[1])  # weights identical across ranks
 
-    single = Trainer(config(2), tmp_path / "single")
-    single.fit()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = Trainer(config(2), tmp_path / "single")
+        single.fit()
+    finally:
+        torch.set_num_threads(threads)
     flat = torch.cat([p.detach().flatten() for p in single.fm.parameters()])
     assert torch.allclose(flat, ranks[0], rtol=1e-5, atol=1e-6)
     moved = (flat - torch.cat([p.detach().flatten() for p in Trainer(config(2), tmp_path / "init").fm.parameters()]))

@@ -15,19 +15,37 @@ def _cfg(**train):
     return build_config(base)
 
 
+def _same_run(a: Trainer, b: Trainer) -> None:
+    for (k, x), y in zip(a.fm.state_dict().items(), b.fm.state_dict().values()):
+        assert torch.equal(x, y), k
+    assert a.ema.names and a.ema.count == b.ema.count
+    for d in a.ema.names:
+        for k, x in a.ema.state(d).items():
+            assert torch.equal(x, b.ema.state(d)[k]), k
+
+
 def test_resume_is_exact(tmp_path):
+    """A run stopped at step 10 of 20 and resumed equals the straight run, bit for bit."""
     straight = Trainer(_cfg(steps=20), tmp_path / "a")
     straight.fit()
-    first = Trainer(_cfg(steps=10), tmp_path / "b")
-    first.fit()
+    first = Trainer(_cfg(steps=20), tmp_path / "b")
+    for _ in range(10):
+        first.train_step()
+    first.checkpoint()  # as the periodic checkpoint before a crash
     resumed = Trainer(_cfg(steps=20), tmp_path / "b", resume=True)
     assert resumed.step == 10
     resumed.fit()
-    for (k, a), b in zip(straight.fm.state_dict().items(), resumed.fm.state_dict().values()):
-        assert torch.equal(a, b), k
-    for d in straight.ema.decays:
-        for k, a in straight.ema.state(d).items():
-            assert torch.equal(a, resumed.ema.state(d)[k]), k
+    _same_run(straight, resumed)
+
+
+def test_extending_a_run_with_a_schedule_that_ignores_the_end_is_exact(tmp_path):
+    """With the paper's inverse-sqrt schedule, 10 steps + resume to 20 = 20 straight."""
+    straight = Trainer(_cfg(steps=20, schedule="inverse_sqrt"), tmp_path / "a")
+    straight.fit()
+    Trainer(_cfg(steps=10, schedule="inverse_sqrt"), tmp_path / "b").fit()
+    resumed = Trainer(_cfg(steps=20, schedule="inverse_sqrt"), tmp_path / "b", resume=True)
+    resumed.fit()
+    _same_run(straight, resumed)
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [5, 10, 15, 20]
 
@@ -94,3 +112,49 @@ def test_periodic_evaluation_writes_history_and_plots(tmp_path):
     assert [json.loads(line)["step"] for line in lines] == [5, 10]
     assert "map_mse" in json.loads(lines[-1])["metrics"]["map"]["1"]
     assert (tmp_path / "e" / "samples-step-00000010.png").is_file()
+
+
+def test_minutes_budget_fixes_the_step_count_and_reruns_exactly(tmp_path):
+    from flowmaps.config import load_yaml
+
+    cfg = _cfg(minutes=0.04, steps=5)
+    tr = Trainer(cfg, tmp_path / "budget")
+    tr.fit()
+    saved = build_config(load_yaml(tmp_path / "budget" / "config.yaml"))
+    meta = json.loads((tmp_path / "budget" / "run.json").read_text())
+    assert saved.train.minutes is None and saved.train.steps == tr.step == meta["budget"]["steps"] > 5
+    assert meta["budget"]["minutes"] == pytest.approx(0.04) and meta["budget"]["measured_step_seconds"] > 0
+    # the probe steps left no trace: a rerun of the saved config gives the same weights, bit for bit
+    again = Trainer(saved, tmp_path / "again")
+    again.fit()
+    for (k, a), b in zip(tr.fm.state_dict().items(), again.fm.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert torch.equal(tr.ema.flat()["sigma_rel=0.05/net.body.0.weight"], again.ema.flat()["sigma_rel=0.05/net.body.0.weight"])
+
+
+def test_stale_temporaries_are_cleared_on_start_and_resume(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "r"
+    Trainer(_cfg(steps=10), out).fit()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has exited
+    stale_ckpt = out / "checkpoints" / f".step-00000020.tmp-{pid}"
+    stale_ckpt.mkdir()
+    (stale_ckpt / "model.safetensors").write_bytes(b"half written")
+    stale_snap = out / "ema_snapshots" / f".step-00000020.tmp-{pid}"
+    stale_snap.write_bytes(b"half written")
+    live = out / "checkpoints" / f".step-00000030.tmp-{__import__('os').getppid()}"  # a running process: kept
+    live.mkdir()
+    tr = Trainer(_cfg(steps=20), out, resume=True)
+    assert not stale_ckpt.exists() and not stale_snap.exists() and live.exists()
+    tr.fit()
+    assert [p.name for p in list_checkpoints(out / "checkpoints")][-1] == "step-00000020"
+
+
+def test_snapshots_are_written_over_the_run(tmp_path):
+    from flowmaps.train.snapshots import list_snapshots
+
+    Trainer(_cfg(steps=40, ema_snapshots=4), tmp_path / "s").fit()
+    assert [st for st, _ in list_snapshots(tmp_path / "s" / "ema_snapshots")] == [10, 20, 30, 40]

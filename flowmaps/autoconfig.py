@@ -1,0 +1,206 @@
+"""``flowmaps train --data PATH``: a configuration chosen from the data, the device and the budget.
+
+Every choice is a config key, so ``--set`` overrides any of them; :func:`auto_config` returns
+the keys with a one-line reason each, printed as a table before training and saved with the run
+(``autoconfig.json``). The defaults behind these choices were measured in
+``benchmarks/recipe_study.py`` (see benchmarks/README.md).
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ConfigError
+from .data.images import IMAGE_DATASETS, IMAGE_SUFFIXES, MissingDataError
+from .data.toy2d import TOY
+
+NAMED_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
+                "celeba64": (3, 64, 64), "afhq64": (3, 64, 64)}
+RESOLUTIONS = (8, 16, 32, 64, 128, 256)
+
+
+@dataclass
+class Choice:
+    """One automatic setting: a dotted config key, its value and why."""
+
+    key: str
+    value: Any
+    why: str
+
+
+@dataclass
+class DeviceInfo:
+    """What training will run on: ``kind`` (cpu or cuda), processes and bfloat16 support."""
+
+    kind: str
+    processes: int = 1
+
+    @classmethod
+    def detect(cls, device: str = "auto", processes: int = 1) -> DeviceInfo:
+        kind = "cuda" if (device == "auto" and torch.cuda.is_available()) or device.startswith("cuda") else "cpu"
+        return cls(kind, max(processes, 1))
+
+
+def detect_data(data: str) -> tuple[str, str | None]:
+    """(data.name, data.path) for ``--data``: a named set, a .npy/.csv point cloud or an image folder."""
+    if data in TOY or data in IMAGE_DATASETS and data != "folder" and not Path(data).exists():
+        return data, None
+    p = Path(data)
+    if p.is_file():
+        if p.suffix.lower() in (".npy", ".csv"):
+            return "points", str(p)
+        raise ConfigError(f"--data {data!r}: a file must be a .npy or .csv point cloud of shape [N, D]; "
+                          f"for images give their folder")
+    if p.is_dir():
+        return "folder", str(p)
+    names = ", ".join(sorted(TOY) + [n for n in IMAGE_DATASETS if n != "folder"])
+    raise ConfigError(f"--data {data!r} does not exist; give a .npy/.csv file, a folder of images, or one of {names}")
+
+
+def detect_resolution(folder: str | Path, device: DeviceInfo, limit: int = 200) -> tuple[int, str]:
+    """The training resolution for a folder of images: the largest of 8..256 not above the median
+    shorter side of (up to ``limit``) readable images, at most 64 on a CPU and 128 on a GPU."""
+    from PIL import Image
+
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    sides = []
+    for f in files[:limit]:
+        try:
+            with Image.open(f) as im:
+                sides.append(min(im.size))
+        except (OSError, ValueError, SyntaxError):
+            continue
+    if not sides:
+        raise MissingDataError(f"no readable image files ({', '.join(IMAGE_SUFFIXES)}) under {str(folder)!r}")
+    median = statistics.median(sides)
+    cap = 64 if device.kind == "cpu" else 128
+    res = max([r for r in RESOLUTIONS if r <= min(median, cap)] or [RESOLUTIONS[0]])
+    why = f"median shorter side {median:g} px of {len(sides)} images"
+    if median > cap:
+        why += f", capped at {cap} on a {device.kind.upper()}"
+    return res, why
+
+
+def _points_dim(name: str, path: str | None) -> int:
+    if name in TOY:
+        return 2
+    from .data.toy2d import load_points
+
+    return int(load_points(path).shape[1])  # type: ignore[arg-type]
+
+
+def _unet(res: int, device: DeviceInfo) -> tuple[dict[str, Any], str]:
+    levels = {8: [1, 2], 16: [1, 2], 32: [1, 2, 2], 64: [1, 2, 2, 2], 128: [1, 2, 2, 2, 2], 256: [1, 1, 2, 2, 2, 2]}[res]
+    attn = [r for r in (16, 8, 4) if r <= res // 2][:1] if device.kind == "cpu" else [r for r in (16, 8) if r <= res // 2]
+    if device.kind == "cpu":
+        net = {"kind": "edm2", "model_channels": 32, "channel_mult": levels, "num_blocks": 1, "attn_resolutions": attn,
+               "channels_per_head": 32, "dropout": 0.0, "learned_weight": True}
+        return net, f"a small EDM2 flow-map UNet for {res}x{res} that trains in minutes on a CPU"
+    net = {"kind": "edm2", "model_channels": 64 if res <= 32 else 96, "channel_mult": levels, "num_blocks": 2,
+           "attn_resolutions": attn, "channels_per_head": 64, "dropout": 0.0, "learned_weight": True}
+    return net, f"an EDM2 flow-map UNet sized for {res}x{res} on a GPU"
+
+
+def auto_config(data: str, minutes: float | None = None, device: str = "auto", processes: int = 1,
+                resolution: int | None = None) -> list[Choice]:
+    """The automatic choices for ``--data`` on this device and budget (see the module doc)."""
+    dev = DeviceInfo.detect(device, processes)
+    name, path = detect_data(data)
+    choices = [Choice("data.name", name, "detected from --data"), ]
+    if path:
+        choices.append(Choice("data.path", path, "--data"))
+    budget = minutes if minutes is not None else (5.0 if dev.kind == "cpu" else 30.0)
+    choices.append(Choice("train.minutes", budget, "--minutes" if minutes is not None else
+                          f"default budget on a {dev.kind.upper()}; the step count is measured from it"))
+    common = [
+        Choice("method", "lsd", "Lagrangian self-distillation: the paper's best at few steps"),
+        Choice("train.schedule", "wsd", "warm-up, constant, linear decay to zero: beat cosine and inverse-sqrt"),
+        Choice("train.ema_sigma_rel", [0.05, 0.1], "power EMAs that fit any run length; evaluation picks the best"),
+        Choice("train.ema_snapshots", 16, "snapshots for post-hoc EMA reconstruction ('flowmaps ema')"),
+        Choice("eval.ema", "auto", "best of raw, tracked and reconstructed EMAs on a quick metric"),
+        Choice("train.precision", "auto", "bfloat16 where the device runs it fast"),
+    ]
+    image = name in IMAGE_DATASETS
+    if not image:
+        dim = _points_dim(name, path)
+        width = 256 if dim <= 8 else min(1024, 256 * (1 + dim // 16))
+        batch = 2048 if dev.kind == "cpu" else 8192
+        choices += [
+            Choice("net.kind", "mlp", f"{dim}-dimensional points"),
+            Choice("net.width", width, "256 fits 2-D sets in minutes; wider for more dimensions"),
+            Choice("net.depth", 4, "the paper's checkerboard depth"),
+            Choice("sigma", "adaptive", "noise scale = the data's standard deviation (the paper, 2-D)"),
+            Choice("loss.eta", 0.75, "the paper's split; 0.5 measured no better at N = 1 and worse at N >= 4"),
+            Choice("loss.weighting", "none", "plain squared residuals"),
+            Choice("train.batch_size", batch * dev.processes if dev.kind == "cuda" else batch,
+                   "beat 1,024 and 4,096 at an equal CPU budget" if dev.kind == "cpu" else "per GPU step"),
+            Choice("train.lr", 2e-3, "RAdam; 1e-3 measured worse at this budget"),
+            Choice("train.grad_clip", 10.0, "the paper's clip for the MLP"),
+            Choice("eval.num_samples", 64000 if name == "checker" else 20000, "samples per evaluation"),
+        ]
+        return choices + common
+    if name == "folder":
+        if resolution is None:
+            resolution, why = detect_resolution(path, dev)  # type: ignore[arg-type]
+        else:
+            why = "--set data.resolution"
+        choices.append(Choice("data.resolution", resolution, why))
+        res = resolution
+    else:
+        res = NAMED_SHAPES[name][1]
+    res_net = res if res in RESOLUTIONS else max([r for r in RESOLUTIONS if r <= res] or [8])
+    net, why = _unet(res_net, dev)
+    if res not in RESOLUTIONS:
+        # 28x28 (MNIST) halves to 14 and 7: two levels
+        net["channel_mult"] = [1, 2]
+        net["attn_resolutions"] = [res // 2]
+    cpu = dev.kind == "cpu"
+    batch = (128 if res <= 16 else 64) if cpu else 128 * dev.processes
+    choices += [
+        Choice("net", net, why),
+        Choice("sigma", 0.5, "images scaled to [-1, 1]: the EDM2 data std"),
+        Choice("loss.eta", 0.75, "the paper's split for images"),
+        Choice("loss.weighting", "auto", "the learned loss weight w_{s,t} of the UNet's head (eq 19)"),
+        Choice("train.batch_size", batch, "fits the budget on a CPU" if cpu else "per GPU step"),
+        Choice("train.lr", 5e-3, "RAdam with clip 1 (EDM2-style UNet)"),
+        Choice("train.grad_clip", 1.0, "the paper's clip for images"),
+        Choice("train.ckpt_every", 500, "checkpoints"),
+        Choice("eval.steps", [1, 2, 4] if cpu else [1, 2, 4, 8], "step counts to evaluate"),
+        Choice("eval.num_samples", 1000 if cpu else 10000, "samples per evaluation (FID on few samples is biased upward)"),
+        Choice("eval.batch_size", 250, "sampling batch"),
+    ]
+    return choices + common
+
+
+def as_layer(choices: list[Choice]) -> dict[str, Any]:
+    """The choices as a config layer (nested dict) for :func:`flowmaps.config.build_config`."""
+    out: dict[str, Any] = {}
+    for c in choices:
+        node = out
+        parts = c.key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = c.value
+    return out
+
+
+def format_choices(choices: list[Choice], overridden: set[str]) -> str:
+    """One short table: key, value, why (``--set`` marks a value the user overrode)."""
+    def over(key: str) -> bool:
+        return any(k == key or k.startswith(key + ".") for k in overridden)
+
+    rows = [(c.key, _short(c.value), "overridden by --set" if over(c.key) else c.why) for c in choices]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = min(max(len(r[1]) for r in rows), 48)
+    return "\n".join(f"  {k:<{w0}}  {v:<{w1}}  {why}" for k, v, why in rows)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        keys = ("kind", "model_channels", "channel_mult", "num_blocks", "attn_resolutions")
+        return " ".join(f"{k}={value[k]}" for k in keys if k in value)
+    return str(value)

@@ -1,0 +1,146 @@
+"""Pick the weights to evaluate: the raw weights, every tracked average and post-hoc power-EMA
+reconstructions, scored on a quick metric with noise of their own (not the final evaluation's).
+
+The raw weights are always a candidate, so the weights chosen never score worse than them on the
+quick metric.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .config import Config
+from .data.source import DataSource
+from .flow_map import FlowMap
+from .train.ema import RAW, flat_names, power_name, unflatten
+from .train.snapshots import list_snapshots, reconstruct_ema
+
+RECONSTRUCT_GRID: tuple[float, ...] = (0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25)
+"""sigma_rel values reconstructed post hoc as candidates (when the run kept snapshots)."""
+
+
+@dataclass
+class EMASelection:
+    """name: the weights chosen; metric: the quick metric's name (lower is better); scores: its
+    value for every candidate; steps: the N it averaged over; samples: samples per candidate."""
+
+    name: str
+    metric: str
+    scores: dict[str, float]
+    steps: list[int]
+    samples: int
+    reconstructed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"chosen": self.name, "metric": self.metric, "steps": self.steps, "samples": self.samples,
+                "scores": self.scores, "reconstructed": self.reconstructed}
+
+
+def ema_candidates(raw: dict[str, Tensor], ema_flat: dict[str, Tensor], run_dir: Path | None) -> tuple[dict[str, dict[str, Tensor]], list[str]]:
+    """{name: state dict} of the raw weights, each tracked average, and power EMAs reconstructed
+    on :data:`RECONSTRUCT_GRID` from the run's snapshots; and the reconstructed names."""
+    out: dict[str, dict[str, Tensor]] = {RAW: raw}
+    for name in flat_names(ema_flat):
+        out[name] = unflatten(ema_flat, name)
+    rebuilt: list[str] = []
+    snap_dir = Path(run_dir) / "ema_snapshots" if run_dir is not None else None
+    if snap_dir is not None and list_snapshots(snap_dir):
+        for sr in RECONSTRUCT_GRID:
+            name = power_name(sr)
+            if name not in out:
+                state, _ = reconstruct_ema(snap_dir, sr)
+                out[name] = {**raw, **state}
+                rebuilt.append(name)
+    return out, rebuilt
+
+
+def quick_metric(cfg: Config, shape: tuple[int, ...]) -> tuple[str, int]:
+    """(metric, samples) used to compare weights: the data set's first automatic metric; for images
+    without a cheap metric, the sliced W2 distance in pixel space."""
+    from .evaluate import auto_metrics
+
+    first = auto_metrics(cfg, shape)[0]
+    if len(shape) == 1:
+        # as many samples as the final evaluation (cheap for points): histogram estimators such as
+        # the checkerboard KL change with the sample count, and the choice must hold for the final one
+        return first, min(cfg.eval.num_samples, 64000)
+    if first == "fd_classifier":
+        return first, min(cfg.eval.num_samples, 1000)
+    return "pixel_sliced_w2", min(cfg.eval.num_samples, 512)
+
+
+def _score(metric: str, x: Tensor, cfg: Config, source: DataSource | None, exact: Tensor | None) -> float:
+    from .metrics import checker_kl, map_mse, sliced_wasserstein2
+
+    if metric == "kl":
+        return checker_kl(x)
+    if metric == "map_mse":
+        assert exact is not None
+        return map_mse(x, exact)
+    if metric == "pixel_sliced_w2":
+        assert source is not None
+        ref = source.reference(max(x.shape[0], 512), cfg.seed + 3)
+        return sliced_wasserstein2(x.flatten(1), ref.flatten(1))
+    if metric == "fd_classifier":
+        from .metrics.images import image_metric
+
+        return image_metric("fd_classifier", x, cfg, source)["fd_classifier"]
+    from .evaluate import score_low_dim
+
+    assert source is not None
+    return score_low_dim(metric, x, source.reference(min(x.shape[0] * 2, 100_000), cfg.seed + 3))
+
+
+def select_ema(fm: FlowMap, candidates: dict[str, dict[str, Tensor]], cfg: Config, source: DataSource | None,
+               sigma: float, shape: tuple[int, ...], reconstructed: list[str] | None = None) -> EMASelection:
+    """Score every candidate's samples at N = 1 and 4 (mean) on the quick metric; the lowest wins."""
+    from .evaluate import default_solvers, exact_map, generate
+
+    metric, n = quick_metric(cfg, shape)
+    if source is None and metric != "map_mse":
+        return EMASelection(RAW if RAW in candidates else next(iter(candidates)), metric, {}, [], 0, [])
+    steps = [1, 4]
+    g = torch.Generator().manual_seed(cfg.eval.seed + 1)
+    noise = sigma * torch.randn(n, *shape, generator=g)
+    exact_fn = exact_map(cfg, sigma)
+    exact = exact_fn(noise).float() if metric == "map_mse" and exact_fn is not None else None
+    solver = default_solvers(cfg)[0]
+    probe = copy.deepcopy(fm).eval().requires_grad_(False)
+    scores: dict[str, float] = {}
+    for name, state in candidates.items():
+        probe.load_state_dict(state)
+        vals = [_score(metric, generate(probe, noise, k, solver, cfg.eval.batch_size), cfg, source, exact) for k in steps]
+        scores[name] = float(sum(vals) / len(vals))
+    finite = {k: v for k, v in scores.items() if v == v}
+    best = min(finite, key=finite.__getitem__) if finite else RAW
+    return EMASelection(best, metric, scores, steps, n, list(reconstructed or []))
+
+
+def choose_weights(fm: FlowMap, ema_flat: dict[str, Tensor], cfg: Config, source: DataSource | None, sigma: float,
+                   shape: tuple[int, ...], run_dir: Path) -> tuple[str, EMASelection | None]:
+    """The weights named by ``cfg.eval.ema``, or for ``auto`` the best candidate; the choice is
+    recorded in the run's run.json (``ema_selected``) so that sampling uses it by default."""
+    import json
+
+    from .config import check_eval_ema
+
+    spec = check_eval_ema(cfg, cfg.eval.ema, "eval.ema")
+    selection = None
+    if spec == "auto":
+        candidates, rebuilt = ema_candidates(fm.state_dict(), ema_flat, run_dir)
+        selection = select_ema(fm, candidates, cfg, source, sigma, shape, rebuilt)
+        spec = selection.name
+        meta_path = Path(run_dir) / "run.json"
+        if meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            meta["ema_selected"] = spec
+            meta["ema_selection"] = selection.as_dict()
+            tmp = meta_path.with_name(".run.json.tmp")
+            tmp.write_text(json.dumps(meta, indent=2))
+            tmp.replace(meta_path)
+    return spec, selection

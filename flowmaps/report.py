@@ -1,0 +1,213 @@
+"""``flowmaps report --run DIR``: one self-contained HTML page about a run.
+
+The page embeds its images (base64 PNG) and needs no network: the resolved config and the
+automatic choices, a data summary with real data, loss and gradient-norm curves, samples at each
+N (the same noise across N) beside real data, the metrics table with the perfect-sampler floor
+or a real-data baseline, the EMA choice, step time and throughput, and the provenance.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .run import RunError
+
+
+def _img(png: bytes, alt: str, width: str = "100%") -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" style="max-width:{width}" src="data:image/png;base64,{data}">'
+
+
+def _fig_png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _real_data_png(run_dir: Path, cfg: Any, shape: tuple[int, ...]) -> bytes | None:
+    """A picture of real training data (2-D scatter or an image grid), or None when unavailable."""
+    import matplotlib.pyplot as plt
+
+    from .plots import image_grid
+    from .train.builders import build_data
+
+    try:
+        source = build_data(cfg)
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+    if len(shape) == 1 and shape[0] == 2:
+        x = source.reference(20000, cfg.seed + 5)
+        fig, ax = plt.subplots(figsize=(3.2, 3.2))
+        ax.scatter(x[:, 0], x[:, 1], s=0.3, alpha=0.4, color="k", rasterized=True)
+        lim = 1.2 if cfg.data.name == "checker" else float(x.abs().max()) * 1.1
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title("real data")
+        fig.tight_layout()
+        return _fig_png(fig)
+    if len(shape) == 3:
+        x = source.reference(32, cfg.seed + 5)
+        grid = image_grid(x, 16).numpy()
+        fig, ax = plt.subplots(figsize=(12, 1.8))
+        ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title("real data")
+        fig.tight_layout()
+        return _fig_png(fig)
+    return None
+
+
+def _curves_png(records: list[dict[str, Any]]) -> bytes:
+    from .plots import plot_training
+
+    buf = io.BytesIO()
+    plot_training(records, buf)
+    return buf.getvalue()
+
+
+def build_report(run_dir: str | Path) -> str:
+    """The HTML text of the report of run ``run_dir``."""
+    import yaml
+
+    root = Path(run_dir)
+    if not (root / "config.yaml").is_file() or not (root / "run.json").is_file():
+        raise RunError(f"{str(root)!r} is not a flowmaps run folder (no config.yaml / run.json)")
+    from .config import build_config, load_yaml
+
+    cfg = build_config(load_yaml(root / "config.yaml"))
+    meta = json.loads((root / "run.json").read_text())
+    shape = tuple(meta["shape"])
+    records = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines() if line.strip()] \
+        if (root / "metrics.jsonl").is_file() else []
+    result = json.loads((root / "eval.json").read_text()) if (root / "eval.json").is_file() else None
+    auto = json.loads((root / "autoconfig.json").read_text()) if (root / "autoconfig.json").is_file() else None
+
+    parts: list[str] = []
+    title = f"flowmaps run {root.name}: {cfg.method} on {cfg.data.name}"
+    parts.append(f"<h1>{html.escape(title)}</h1>")
+    last_step = records[-1]["step"] if records else 0
+    summary = [
+        ["method", cfg.method], ["data", cfg.data.name + (f" ({cfg.data.path})" if cfg.data.path else "")],
+        ["data shape", " x ".join(map(str, shape))], ["classes", meta.get("num_classes", 0)],
+        ["noise scale sigma", float(meta["sigma"])], ["network parameters", f"{meta.get('parameters', 0):,}"],
+        ["steps trained", f"{last_step:,} of {cfg.train.steps:,}"], ["batch", cfg.train.batch_size],
+        ["precision", meta.get("precision", cfg.train.precision)], ["device", meta.get("device", "?")],
+    ]
+    if "budget" in meta:
+        b = meta["budget"]
+        summary.append(["budget", f"{b['minutes']:g} min -> {b['steps']:,} steps "
+                                  f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured before training)"])
+    parts.append("<h2>Summary</h2>" + _table(["", ""], summary))
+
+    # metrics
+    parts.append("<h2>Metrics</h2>")
+    if result is None:
+        parts.append("<p>This run has not been evaluated yet: <code>flowmaps eval --run DIR</code>.</p>")
+    else:
+        table = result["metrics"]
+        names: list[str] = []
+        for per_n in table.values():
+            for row in per_n.values():
+                names += [k for k in row if k not in names and k != "nfe"]
+        rows = [[solver, n, int(row["nfe"])] + [row.get(k, "") for k in names]
+                for solver, per_n in table.items() for n, row in per_n.items()]
+        for label, values in (result.get("reference") or {}).items():
+            rows.append([label, "", ""] + [values.get(k, "") for k in names])
+        parts.append(_table(["solver", "N", "network calls"] + names, rows))
+        prov = result.get("provenance", {})
+        parts.append(f"<p>Weights evaluated: <b>{html.escape(str(prov.get('ema', '?')))}</b>; "
+                     f"{prov.get('num_samples', '?')} samples per row from the same noise (seed {prov.get('noise_seed', '?')}). "
+                     "Lower is better for every metric.</p>")
+        for metric, why in (result.get("skipped_metrics") or {}).items():
+            parts.append(f"<p class='warn'>Skipped {html.escape(metric)}: {html.escape(why)}</p>")
+        sel = result.get("ema_selection")
+        if sel:
+            srows = sorted(sel["scores"].items(), key=lambda kv: kv[1])
+            parts.append(f"<h3>Weight averages compared ({html.escape(sel['metric'])}, mean over N = "
+                         f"{', '.join(map(str, sel['steps']))}, {sel['samples']} samples, noise of its own)</h3>")
+            parts.append(_table(["weights", sel["metric"], ""],
+                                [[k, v, "chosen" if k == sel["chosen"] else ("reconstructed post hoc" if k in sel["reconstructed"] else "")]
+                                 for k, v in srows]))
+
+    # samples
+    parts.append("<h2>Samples</h2><p>The same noise in every column (2-D) or row (images); N is the number of "
+                 "flow-map steps.</p>")
+    real = _real_data_png(root, cfg, shape)
+    sample_files = sorted(root.glob("samples-final*.png"))
+    if real is not None:
+        parts.append(_img(real, "real data", "360px" if len(shape) == 1 else "100%"))
+    for f in sample_files:
+        parts.append(f"<div>{_img(f.read_bytes(), f.stem)}</div>")
+    if not sample_files:
+        parts.append("<p>No samples yet (they are drawn by the evaluation).</p>")
+
+    # training
+    parts.append("<h2>Training</h2>")
+    if records:
+        parts.append(_img(_curves_png(records), "loss and gradient norm"))
+        rates = [r["steps_per_s"] for r in records if r.get("steps_per_s")]
+        if rates:
+            rate = sorted(rates)[len(rates) // 2]
+            parts.append(_table(["step time (median)", "steps / s", "samples / s", "logged windows", "skipped steps"],
+                                [[f"{1000 / rate:.1f} ms", rate, rate * cfg.train.batch_size, len(records),
+                                  sum(r.get("skipped", 0) for r in records)]]))
+    else:
+        parts.append("<p>No training log (metrics.jsonl) in this run folder.</p>")
+
+    # config and provenance
+    if auto:
+        parts.append("<h2>Automatic choices</h2>" + _table(["key", "value", "why"],
+                                                           [[a["key"], a["value"], a["why"]] for a in auto]))
+    parts.append("<h2>Resolved configuration</h2><pre>" + html.escape(yaml.safe_dump(cfg.to_dict(), sort_keys=False)) + "</pre>")
+    prov_rows = [[k, v] for k, v in (result or {}).get("provenance", {}).items()]
+    prov_rows += [["report written with", f"torch {torch.__version__}, {platform.machine()}, python {platform.python_version()}"]]
+    if meta.get("command"):
+        prov_rows.append(["command", " ".join(meta["command"])])
+    parts.append("<h2>Provenance</h2>" + _table(["", ""], prov_rows))
+
+    script = ("<script>window.addEventListener('load',function(){var im=document.images,ok=0;"
+              "for(var i=0;i<im.length;i++){if(im[i].complete&&im[i].naturalWidth>0)ok++;}"
+              "document.body.setAttribute('data-images',im.length);document.body.setAttribute('data-images-loaded',ok);});"
+              "</script>")
+    style = ("<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
+             "th{background:#f3f3f3}pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:85%}"
+             ".warn{color:#a40}img{display:block;margin:.5em 0}</style>")
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>{style}"
+            f"{script}</head><body>{''.join(parts)}</body></html>")
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report of ``run_dir`` (default ``RUN/report.html``) atomically; returns its path."""
+    path = Path(out) if out else Path(run_dir) / "report.html"
+    text = build_report(run_dir)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -3,7 +3,7 @@ autocast, eager against ``torch.compile`` of the network, all in one process, in
 
     python benchmarks/cpu_speed.py --rounds 3 --steps 60
 
-The step is the ``checker-cpu`` preset's: LSD, MLP 256 x 4, batch 2,048, eta 0.5, RAdam. Each
+The step is LSD on the ``checker-cpu`` network (MLP 256 x 4), batch 2,048, eta 0.5, RAdam. Each
 variant's time is the median over rounds of ``--steps`` steps after a warm-up. The loss of the
 first step is printed too, so a variant that changes the numbers shows it.
 """

@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--preset", help="a preset name (see 'flowmaps info')")
     src.add_argument("--config", help="a YAML config file")
     t.add_argument("--minutes", type=float, help="train for this wall-clock budget (the step count is measured and saved)")
-    t.add_argument("--out", help="run folder (default runs/<preset-or-config>-<method>)")
+    t.add_argument("--out", help="run folder (default runs/<preset-or-config>-<method>, or runs/<data>-<method>-<time> with --data)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.steps=500 (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
@@ -87,8 +87,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _default_out(args: argparse.Namespace, method: str) -> Path:
-    if args.data:
+    if args.data:  # one command per data set and budget: a new folder each time
+        import time
+
         stem = Path(args.data.rstrip("/")).stem or "data"
+        return Path("runs") / f"{stem}-{method}-{time.strftime('%Y%m%d-%H%M%S')}"
     else:
         stem = args.preset or (Path(args.config).stem if args.config else "run")
     return Path("runs") / f"{stem}-{method}"
@@ -182,7 +185,7 @@ def finish_run(trainer: Any, out: Path) -> dict[str, Any]:
     if selection is not None:
         scores = ", ".join(f"{k} {v:.4g}" for k, v in sorted(selection.scores.items(), key=lambda kv: kv[1])[:4])
         print(f"flowmaps: evaluating with EMA {name} (best of {len(selection.scores)} on {selection.metric} at "
-              f"N = 1, 4: {scores})", file=sys.stderr)
+              f"N = {', '.join(map(str, selection.steps))}: {scores})", file=sys.stderr)
     fm = trainer.ema_flow_map(name)
     result = evaluate_flow_map(fm, cfg, trainer.source, trainer.sigma, out,
                                extra_provenance=_prov(cfg, trainer.step, name, trainer.dist.world_size))

@@ -34,10 +34,11 @@ def _fig_png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+def _table(header: list[str] | None, rows: list[list[Any]]) -> str:
+    """An HTML table; ``header`` None for a two-column key/value table without a header row."""
+    head = "" if header is None else "<thead><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr></thead>"
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{head}<tbody>{body}</tbody></table>"
 
 
 def _fmt(v: Any) -> str:
@@ -123,7 +124,7 @@ def build_report(run_dir: str | Path) -> str:
         b = meta["budget"]
         summary.append(["budget", f"{b['minutes']:g} min -> {b['steps']:,} steps "
                                   f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured before training)"])
-    parts.append("<h2>Summary</h2>" + _table(["", ""], summary))
+    parts.append("<h2>Summary</h2>" + _table(None, summary))
 
     # metrics
     parts.append("<h2>Metrics</h2>")
@@ -189,7 +190,7 @@ def build_report(run_dir: str | Path) -> str:
     prov_rows += [["report written with", f"torch {torch.__version__}, {platform.machine()}, python {platform.python_version()}"]]
     if meta.get("command"):
         prov_rows.append(["command", " ".join(meta["command"])])
-    parts.append("<h2>Provenance</h2>" + _table(["", ""], prov_rows))
+    parts.append("<h2>Provenance</h2>" + _table(None, prov_rows))
 
     script = ("<script>window.addEventListener('load',function(){var im=document.images,ok=0;"
               "for(var i=0;i<im.length;i++){if(im[i].complete&&im[i].naturalWidth>0)ok++;}"

@@ -42,10 +42,13 @@ def test_image_folder_resolution_and_unet(tmp_path):
     Image.new("RGB", (300, 300)).save(tmp_path / "big" / "a.png")
     res, why = detect_resolution(tmp_path / "big", DeviceInfo("cpu"))
     assert res == 64 and "capped" in why
+    assert detect_resolution(tmp_path / "big", DeviceInfo("cpu"), minutes=5)[0] == 16  # what 5 CPU minutes can train
+    assert detect_resolution(tmp_path / "big", DeviceInfo("cpu"), minutes=20)[0] == 32
     assert detect_resolution(tmp_path / "big", DeviceInfo("cuda"))[0] == 128
-    v = _values(auto_config(str(tmp_path / "imgs"), device="cpu"))
+    v = _values(auto_config(str(tmp_path / "imgs"), minutes=30, device="cpu"))
     assert v["data.name"] == "folder" and v["data.resolution"] == 32 and v["net"]["kind"] == "edm2"
     assert v["net"]["channel_mult"] == [1, 2, 2]
-    cfg = build_config(as_layer(auto_config(str(tmp_path / "imgs"), device="cpu")), {"net": {"model_channels": 16}})
+    assert _values(auto_config(str(tmp_path / "imgs"), device="cpu"))["data.resolution"] == 16  # 5 CPU minutes
+    cfg = build_config(as_layer(auto_config(str(tmp_path / "imgs"), minutes=30, device="cpu")), {"net": {"model_channels": 16}})
     assert cfg.net.model_channels == 16  # --set wins over every automatic choice
     assert json.dumps(as_layer(auto_config("digits", device="cpu")))  # serialisable (saved with the run)

@@ -55,7 +55,7 @@ def auto_precision(device: torch.device, net_kind: str) -> str:
     CUDA: bf16 when the GPU supports it (Ampere and newer). CPU: bf16 for the MLP when oneDNN
     has native bfloat16 kernels (AVX512-BF16 or AMX; measured 1.5x faster steps with the same
     quality, see benchmarks/README.md); the EDM2 UNet stays fp32 on a CPU, where its bfloat16
-    convolutions measured no faster.
+    step measured only 5 to 25% faster (under load), not a clear gain.
     """
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"

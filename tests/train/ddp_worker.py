@@ -5,7 +5,7 @@ import torch
 import torch.distributed as dist
 
 from flowmaps.config import build_config, preset
-from flowmaps.train.distributed import shutdown
+from flowmaps.train.distributed import exit_now, shutdown
 from flowmaps.train.trainer import Trainer
 
 
@@ -27,3 +27,4 @@ if __name__ == "__main__":
     if dist.get_rank() == 0:
         torch.save(torch.stack(gathered), f"{out}/ranks.pt")
     shutdown(tr.dist)
+    exit_now(0)  # as the CLI does under torchrun: no gloo thread teardown at interpreter exit

@@ -315,7 +315,7 @@ def cmd_ema(args: argparse.Namespace) -> int:
 
     from .run import load_run
     from .train.ema import power_name
-    from .train.snapshots import list_snapshots, reconstruct_ema
+    from .train.snapshots import list_snapshots, reconstruct_emas
 
     run = load_run(args.run, ema="raw")
     snap_dir = run.path / "ema_snapshots"
@@ -324,11 +324,11 @@ def cmd_ema(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.run!r} has no EMA snapshots; train with train.ema_snapshots > 0 and train.ema_sigma_rel set")
     out_dir = run.path / "ema"
     out_dir.mkdir(exist_ok=True)
-    for sr in args.sigma_rel:
-        try:
-            state, info = reconstruct_ema(snap_dir, sr, args.step)
-        except ValueError as e:
-            raise CLIError(f"--sigma-rel {sr}: {e}") from None
+    try:
+        rebuilt = reconstruct_emas(snap_dir, args.sigma_rel, args.step)
+    except ValueError as e:
+        raise CLIError(f"--sigma-rel {' '.join(map(str, args.sigma_rel))}: {e}") from None
+    for sr, (state, info) in zip(args.sigma_rel, rebuilt):
         path = out_dir / f"{power_name(sr)}.safetensors"
         tmp = path.with_name(f".{path.name}.tmp")
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"step": str(info["step"])})

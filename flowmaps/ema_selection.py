@@ -18,7 +18,7 @@ from .config import Config
 from .data.source import DataSource
 from .flow_map import FlowMap
 from .train.ema import RAW, flat_names, power_name, unflatten
-from .train.snapshots import list_snapshots, reconstruct_ema
+from .train.snapshots import list_snapshots, reconstruct_emas
 
 RECONSTRUCT_GRID: tuple[float, ...] = (0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25)
 """sigma_rel values reconstructed post hoc as candidates (when the run kept snapshots)."""
@@ -50,12 +50,10 @@ def ema_candidates(raw: dict[str, Tensor], ema_flat: dict[str, Tensor], run_dir:
     rebuilt: list[str] = []
     snap_dir = Path(run_dir) / "ema_snapshots" if run_dir is not None else None
     if snap_dir is not None and list_snapshots(snap_dir):
-        for sr in RECONSTRUCT_GRID:
-            name = power_name(sr)
-            if name not in out:
-                state, _ = reconstruct_ema(snap_dir, sr)
-                out[name] = {**raw, **state}
-                rebuilt.append(name)
+        wanted = [sr for sr in RECONSTRUCT_GRID if power_name(sr) not in out]
+        for sr, (state, _) in zip(wanted, reconstruct_emas(snap_dir, wanted)):
+            out[power_name(sr)] = {**raw, **state}
+            rebuilt.append(power_name(sr))
     return out, rebuilt
 
 

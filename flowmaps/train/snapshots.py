@@ -50,9 +50,10 @@ def list_snapshots(root: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def reconstruct_ema(root: Path, sigma_rel: float, step: int | None = None) -> tuple[dict[str, Tensor], dict]:
-    """Weights of the power EMA ``sigma_rel`` at ``step`` (default: the last snapshot's) from the
-    snapshots under ``root``. Returns (state dict, info with the coefficients used)."""
+def reconstruct_emas(root: Path, sigma_rels: list[float], step: int | None = None) -> list[tuple[dict[str, Tensor], dict]]:
+    """Weights of the power EMAs ``sigma_rels`` at ``step`` (default: the last snapshot's) from
+    the snapshots under ``root``, reading each snapshot tensor once for all of them. Returns one
+    (state dict, info with the coefficients used) per sigma_rel."""
     snaps = [(st, p) for st, p in list_snapshots(root) if step is None or st <= step]
     if not snaps:
         raise FileNotFoundError(f"no EMA snapshots under {str(root)!r}; train with train.ema_snapshots > 0 "
@@ -62,29 +63,33 @@ def reconstruct_ema(root: Path, sigma_rel: float, step: int | None = None) -> tu
     for st, p in snaps:
         with safe_open(str(p), framework="pt") as f:
             names = sorted({k.split("/", 1)[0] for k in f.keys()})
-        for n in names:
-            sr = parse_power(n)
-            if sr is not None:
-                entries.append((st, sr, p, n))
-    coef = posthoc_coefficients([(st, sr) for st, sr, _, _ in entries], target, sigma_rel)
-    out: dict[str, Tensor] = {}
+        entries += [(st, sr, p, n) for n in names if (sr := parse_power(n)) is not None]
+    profiles = [(st, sr) for st, sr, _, _ in entries]
+    coefs = [posthoc_coefficients(profiles, target, sr) for sr in sigma_rels]
+    outs: list[dict[str, Tensor]] = [{} for _ in sigma_rels]
     dtypes: dict[str, torch.dtype] = {}
-    for c, (_, _, p, n) in zip(coef, entries):
+    for i, (_, _, p, n) in enumerate(entries):
         with safe_open(str(p), framework="pt") as f:
             for k in f.keys():
                 if not k.startswith(n + "/"):
                     continue
                 key = k[len(n) + 1:]
                 v = f.get_tensor(k)
-                if not v.is_floating_point():
-                    out[key] = v
-                    continue
-                dtypes[key] = v.dtype
-                acc = out.get(key)
-                out[key] = v.double() * float(c) if acc is None else acc + v.double() * float(c)
-    for k, v in out.items():
-        if k in dtypes:
-            out[k] = v.to(dtypes[k])
-    info = {"sigma_rel": sigma_rel, "step": target, "snapshots": len(snaps),
-            "coefficients": [float(c) for c in coef]}
-    return out, info
+                for out, coef in zip(outs, coefs):
+                    if not v.is_floating_point():
+                        out[key] = v
+                        continue
+                    dtypes[key] = v.dtype
+                    term = v.double() * float(coef[i])
+                    out[key] = term if key not in out else out[key] + term
+    results = []
+    for sr, out, coef in zip(sigma_rels, outs, coefs):
+        state = {k: v.to(dtypes[k]) if k in dtypes else v for k, v in out.items()}
+        info = {"sigma_rel": sr, "step": target, "snapshots": len(snaps), "coefficients": [float(c) for c in coef]}
+        results.append((state, info))
+    return results
+
+
+def reconstruct_ema(root: Path, sigma_rel: float, step: int | None = None) -> tuple[dict[str, Tensor], dict]:
+    """Weights of the power EMA ``sigma_rel`` (see :func:`reconstruct_emas`)."""
+    return reconstruct_emas(root, [sigma_rel], step)[0]

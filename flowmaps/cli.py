@@ -145,7 +145,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         overridden = {".".join(k) for k in _flat_keys(overrides)}
         print("flowmaps: settings chosen for this data, device and budget (override any with --set KEY=VALUE):\n"
               + format_choices(choices, overridden), file=sys.stderr)
-        (out / "autoconfig.json").write_text(json.dumps(
+        from .train.checkpoint import write_text_atomic
+
+        write_text_atomic(out / "autoconfig.json", json.dumps(
             [{"key": c.key, "value": c.value, "why": c.why} for c in choices], indent=2))
     if trainer.dist.is_main:
         length = (f"{cfg.train.minutes:g} minutes, steps measured" if cfg.train.minutes is not None
@@ -173,6 +175,15 @@ def _flat_keys(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple
     return out
 
 
+def _announce(name: str, selection: Any) -> None:
+    """Say which weights are evaluated and, when they were picked, against which others."""
+    if selection is None:
+        return
+    scores = ", ".join(f"{k} {v:.4g}" for k, v in sorted(selection.scores.items(), key=lambda kv: kv[1])[:4])
+    print(f"flowmaps: evaluating with EMA {name} (best of {len(selection.scores)} on {selection.metric} at "
+          f"N = {', '.join(map(str, selection.steps))}: {scores})", file=sys.stderr)
+
+
 def finish_run(trainer: Any, out: Path) -> dict[str, Any]:
     """After training: choose the weights, evaluate, plot, write eval.json and the report."""
     from .ema_selection import choose_weights
@@ -182,10 +193,7 @@ def finish_run(trainer: Any, out: Path) -> dict[str, Any]:
     cfg = trainer.cfg
     name, selection = choose_weights(trainer.fm, trainer.ema.flat(), cfg, trainer.source, trainer.sigma,
                                      trainer.source.shape, out)
-    if selection is not None:
-        scores = ", ".join(f"{k} {v:.4g}" for k, v in sorted(selection.scores.items(), key=lambda kv: kv[1])[:4])
-        print(f"flowmaps: evaluating with EMA {name} (best of {len(selection.scores)} on {selection.metric} at "
-              f"N = {', '.join(map(str, selection.steps))}: {scores})", file=sys.stderr)
+    _announce(name, selection)
     fm = trainer.ema_flow_map(name)
     result = evaluate_flow_map(fm, cfg, trainer.source, trainer.sigma, out,
                                extra_provenance=_prov(cfg, trainer.step, name, trainer.dist.world_size))
@@ -286,8 +294,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cfg.eval.ema = "auto"
         run.ema, selection = choose_weights(run.fm, flat, cfg, source, run.sigma, run.shape, run.path)
         run.fm.load_state_dict(weights_for(run.ema, raw, flat, run.path))
-        print(f"flowmaps: evaluating with EMA {run.ema} (best of {len(selection.scores) if selection else 1} "
-              f"on {selection.metric if selection else '-'})", file=sys.stderr)
+        _announce(run.ema, selection)
     solvers = [s.strip() for s in args.solver.split(",") if s.strip()] if args.solver else None
     result = evaluate_flow_map(run.fm, cfg, source, run.sigma, run.path, steps=args.steps, metrics=args.metric,
                                solvers=solvers, shape=run.shape, extra_provenance=_prov(cfg, run.step, run.ema, 1))

@@ -17,6 +17,7 @@ from torch import Tensor
 from .config import Config
 from .data.source import DataSource
 from .flow_map import FlowMap
+from .train.checkpoint import write_text_atomic
 from .train.ema import RAW, flat_names, power_name, unflatten
 from .train.snapshots import list_snapshots, reconstruct_emas
 
@@ -139,7 +140,5 @@ def choose_weights(fm: FlowMap, ema_flat: dict[str, Tensor], cfg: Config, source
             meta = json.loads(meta_path.read_text())
             meta["ema_selected"] = spec
             meta["ema_selection"] = selection.as_dict()
-            tmp = meta_path.with_name(".run.json.tmp")
-            tmp.write_text(json.dumps(meta, indent=2))
-            tmp.replace(meta_path)
+            write_text_atomic(meta_path, json.dumps(meta, indent=2))
     return spec, selection

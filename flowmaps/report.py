@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .run import RunError
+from .train.checkpoint import write_text_atomic
 
 
 def _img(png: bytes, alt: str, width: str = "100%") -> str:
@@ -207,8 +208,5 @@ def build_report(run_dir: str | Path) -> str:
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of ``run_dir`` (default ``RUN/report.html``) atomically; returns its path."""
     path = Path(out) if out else Path(run_dir) / "report.html"
-    text = build_report(run_dir)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, build_report(run_dir))
     return path

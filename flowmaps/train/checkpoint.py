@@ -57,7 +57,8 @@ def save_checkpoint(root: Path, step: int, model: dict[str, Tensor], ema: dict[s
     return final
 
 
-TMP_RE = re.compile(r"^\.step-\d{8}(\.safetensors)?\.tmp-(\d+)$|^\.step-\d{8}\.tmp-(\d+)$")
+TMP_RE = re.compile(r"^\.step-\d{8}\.tmp-(\d+)$")
+"""The temporary name of a checkpoint folder or snapshot file being written by process PID."""
 
 
 def _alive(pid: int) -> bool:
@@ -82,7 +83,7 @@ def clear_stale_temporaries(root: Path) -> list[Path]:
         m = TMP_RE.match(p.name)
         if not m:
             continue
-        pid = int(m.group(2) or m.group(3))
+        pid = int(m.group(1))
         if _alive(pid):
             continue
         if p.is_dir():
@@ -91,6 +92,14 @@ def clear_stale_temporaries(root: Path) -> list[Path]:
             p.unlink(missing_ok=True)
         removed.append(p)
     return removed
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old file
+    or the new one, never half of it."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def list_checkpoints(root: Path) -> list[Path]:

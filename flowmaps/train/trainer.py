@@ -30,7 +30,7 @@ from ..losses.objective import Objective, Teacher
 from ..nets.mp import force_normalize
 from . import distributed as D
 from .builders import build_data, build_flow_map, count_parameters, resolve_run_sigma
-from .checkpoint import clear_stale_temporaries, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import clear_stale_temporaries, latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from .ema import EMA
 from .schedule import LRSchedule
 from .snapshots import snapshot_steps, write_snapshot
@@ -122,14 +122,14 @@ class Trainer:
         D.barrier(self.dist)
 
     def _write_run_files(self) -> None:
-        _atomic_write(self.out / "config.yaml", dump_yaml(self.cfg))
+        write_text_atomic(self.out / "config.yaml", dump_yaml(self.cfg))
         meta = {"sigma": self.sigma, "shape": list(self.source.shape), "num_classes": self.source.num_classes,
                 "parameters": count_parameters(self.fm), "device": str(self.device),
                 "world_size": self.dist.world_size, "precision": self.cfg.train.precision,
                 "command": ["flowmaps" if Path(sys.argv[0]).name in ("flowmaps", "cli.py") else sys.argv[0], *sys.argv[1:]]}
         if self.budget is not None:
             meta["budget"] = self.budget
-        _atomic_write(self.out / "run.json", json.dumps(meta, indent=2))
+        write_text_atomic(self.out / "run.json", json.dumps(meta, indent=2))
 
     # -- setup helpers -----------------------------------------------------------------------------
     def _teacher(self) -> Teacher | None:
@@ -175,7 +175,7 @@ class Trainer:
     def train_step(self) -> dict[str, Any]:
         """One optimizer step over the global batch; returns its log record."""
         cfg, step = self.cfg, self.step
-        lr = schedule_of(cfg)(step)  # a pure function of the step and the run's length
+        lr = lr_at(step, cfg)  # a pure function of the step and the run's length
         for group in self.opt.param_groups:
             group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
@@ -377,8 +377,3 @@ class Trainer:
         fm.load_state_dict(weights_for(name, self.fm.state_dict(), self.ema.flat(), self.out))
         return fm
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -75,6 +75,26 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "b4096-75": ("batch 4096, eta 0.75", {"train": {"batch_size": 4096}, "loss": {"eta": 0.75}}),
     "b8192-75": ("batch 8192, eta 0.75", {"train": {"batch_size": 8192}, "loss": {"eta": 0.75}}),
     "b4096-lr4": ("batch 4096, lr 4e-3, eta 0.75", {"train": {"batch_size": 4096, "lr": 4e-3}, "loss": {"eta": 0.75}}),
+    # the optimiser and curriculum round (relative to the current preset: lr 4e-3, betas (0.9, 0.95),
+    # curriculum 0.15 / 0.15); "pre-opt" is the preset before that round
+    "pre-opt": ("lr 2e-3, betas (0.9, 0.999), no curriculum (the preset before this round)",
+                {"train": {"lr": 2e-3, "betas": [0.9, 0.999]}, "loss": {"curriculum_fm": 0.0, "curriculum_ramp": 0.0}}),
+    "lr4-b999": ("lr 4e-3, betas (0.9, 0.999), no curriculum",
+                 {"train": {"lr": 4e-3, "betas": [0.9, 0.999]}, "loss": {"curriculum_fm": 0.0, "curriculum_ramp": 0.0}}),
+    "lr8-b999": ("lr 8e-3, betas (0.9, 0.999), no curriculum",
+                 {"train": {"lr": 8e-3, "betas": [0.9, 0.999]}, "loss": {"curriculum_fm": 0.0, "curriculum_ramp": 0.0}}),
+    "lr4-b99": ("lr 4e-3, beta2 0.99, no curriculum",
+                {"train": {"lr": 4e-3, "betas": [0.9, 0.99]}, "loss": {"curriculum_fm": 0.0, "curriculum_ramp": 0.0}}),
+    "lr8-b99": ("lr 8e-3, beta2 0.99, no curriculum",
+                {"train": {"lr": 8e-3, "betas": [0.9, 0.99]}, "loss": {"curriculum_fm": 0.0, "curriculum_ramp": 0.0}}),
+    "lr4-b95": ("lr 4e-3, beta2 0.95, no curriculum", {"loss": {"curriculum_fm": 0.0, "curriculum_ramp": 0.0}}),
+    "lr4-b90": ("lr 4e-3, beta2 0.9, no curriculum",
+                {"train": {"betas": [0.9, 0.9]}, "loss": {"curriculum_fm": 0.0, "curriculum_ramp": 0.0}}),
+    "cur30-20": ("curriculum: flow matching 30%, jump ramp 20%", {"loss": {"curriculum_fm": 0.3, "curriculum_ramp": 0.2}}),
+    "cur0-30": ("curriculum: jump ramp 30% only", {"loss": {"curriculum_fm": 0.0, "curriculum_ramp": 0.3}}),
+    "xf3": ("Fourier features of the point (L = 3)", {"net": {"x_features": 3}}),
+    "w320": ("MLP width 320 (run at 1,800 steps: about the time of 2,500 at width 256)", {"net": {"width": 320}}),
+    "ugap": ("off-diagonal jump t - s uniform (large jumps as often as small)", {"loss": {"time_sampling": "uniform_gap"}}),
     "meanflow": ("MeanFlow with the same recipe", {"method": "meanflow"}),
     "psd-m": ("PSD-M with the same recipe", {"method": "psd-m"}),
 }
@@ -109,12 +129,12 @@ def run_variant(name: str, steps: int, seed: int, minutes: float | None = None) 
 
 def table(path: Path) -> str:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    lines = ["| variant | what | steps (budget) | EMA chosen | " + " | ".join(f"N={n}" for n in STEPS_N) + " | raw N=1 | raw N=4 | s |",
-             "|---|---|---|---|" + "---|" * len(STEPS_N) + "---|---|---|"]
+    lines = ["| variant | what | seed | steps (budget) | EMA chosen | " + " | ".join(f"N={n}" for n in STEPS_N) + " | raw N=1 | raw N=4 | s |",
+             "|---|---|---|---|---|" + "---|" * len(STEPS_N) + "---|---|---|"]
     for r in rows:
         kl = " | ".join(f"{v:.3f}" for v in r["kl"])
         budget = f" ({r['minutes']:g} min)" if r.get("minutes") else ""
-        lines.append(f"| {r['variant']} | {r['what']} | {r['steps']}{budget} | {r['ema']} | {kl} | {r['kl_raw'][0]:.3f} | "
+        lines.append(f"| {r['variant']} | {r['what']} | {r.get('seed', 0)} | {r['steps']}{budget} | {r['ema']} | {kl} | {r['kl_raw'][0]:.3f} | "
                      f"{r['kl_raw'][2]:.3f} | {r['train_seconds']} |")
     return "\n".join(lines)
 

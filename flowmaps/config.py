@@ -79,6 +79,8 @@ class LossConfig:
     ct_delta: float = 1.0 / 64
     shortcut_max_steps: int = 128
     pfmm_gamma: str = "uniform"
+    curriculum_fm: float = 0.0
+    curriculum_ramp: float = 0.0
 
 
 @dataclass
@@ -90,7 +92,8 @@ class TrainConfig:
     count from the measured step time before step 0 (the count is saved, so reruns are exact).
     schedule: ``wsd`` (warm-up, constant, linear decay to zero over the last ``decay`` fraction),
     ``cosine``, ``constant`` or ``inverse_sqrt`` (EDM2: lr / sqrt(max(k / lr_decay_steps, 1)), the
-    paper's). warmup: fraction of the steps. ema: fixed decays (``ema_warmup`` warms them up);
+    paper's). betas: RAdam's (beta1, beta2); a short run learns faster with beta2 0.99 (see
+    benchmarks/README.md). warmup: fraction of the steps. ema: fixed decays (``ema_warmup`` warms them up);
     ema_sigma_rel: EDM2 power-function EMAs; ema_snapshots: how many snapshots of those to keep
     over the run for post-hoc reconstruction (``flowmaps ema``). precision: fp32, bf16 or auto
     (bf16 where the device has fast bfloat16 matmuls, see :func:`flowmaps.train.trainer.auto_precision`).
@@ -100,6 +103,7 @@ class TrainConfig:
     minutes: Optional[float] = None
     batch_size: int = 4096
     lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     schedule: str = "wsd"
     warmup: float = 0.02
     decay: float = 0.3
@@ -179,7 +183,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "loss.pfmm_gamma": ("uniform", "midpoint"),
     "train.precision": ("fp32", "bf16", "auto"),
     "train.schedule": SCHEDULES,
-    "loss.time_sampling": ("uniform", "logit_normal"),
+    "loss.time_sampling": ("uniform", "logit_normal", "uniform_gap"),
 }
 
 
@@ -267,6 +271,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key}: must be at least 1, got {get_key(cfg, key)}")
     if not cfg.train.lr > 0:
         raise ConfigError(f"train.lr: must be positive, got {cfg.train.lr}")
+    if len(cfg.train.betas) != 2 or any(not 0 <= b < 1 for b in cfg.train.betas):
+        raise ConfigError(f"train.betas: expected two numbers in [0, 1) (beta1, beta2), got {cfg.train.betas}")
     if any(not 0 < d < 1 for d in cfg.train.ema):
         raise ConfigError(f"train.ema: decays must lie in (0, 1), got {cfg.train.ema}")
     for sr in cfg.train.ema_sigma_rel:
@@ -401,8 +407,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "checker-cpu": ("the main job: LSD on the checkerboard, the recipe measured for a few minutes on 2 CPU cores", {
         "method": "lsd", "sigma": "adaptive", "data": {"name": "checker"},
         "net": {"kind": "mlp", "width": 256, "depth": 4},
-        "loss": {"eta": 0.75, "weighting": "none"},
-        "train": {"steps": 8000, "batch_size": 2048, "lr": 2e-3, "schedule": "wsd", "warmup": 0.02, "decay": 0.3,
+        "loss": {"eta": 0.75, "weighting": "none", "curriculum_fm": 0.15, "curriculum_ramp": 0.15},
+        "train": {"steps": 8000, "batch_size": 2048, "lr": 4e-3, "betas": [0.9, 0.95], "schedule": "wsd", "warmup": 0.02, "decay": 0.3,
                   "grad_clip": 10.0, "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16,
                   "precision": "auto", "ckpt_every": 1000, "log_every": 100},
         "eval": {"ema": "auto", "num_samples": 64000},

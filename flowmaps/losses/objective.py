@@ -18,6 +18,7 @@ from ..flow_map import FlowMap, dropout_disabled, has_active_dropout
 from ..interpolants import Interpolant, LinearInterpolant, sample_base
 from ..jvp import JVP_BACKENDS, JVPBackend
 from .consistency import consistency_residual
+from .curriculum import FULL, CurriculumStage, curriculum_stage
 from .diagonal import flow_matching_residual
 from .eulerian import EULERIAN_STOPGRADS, EulerianStopGrad, emd_residual, esd_residual, meanflow_residual
 from .lagrangian import Velocity, lmd_residual, lsd_residual, lsd_semigradient_residual
@@ -82,8 +83,9 @@ class ObjectiveConfig:
     weighting: "auto" (learned when the network has a ``log_weight`` head, else none),
         "learned", "constant" (w = constant_weight, the paper's checker uses 1.0), "adaptive"
         (MeanFlow's sg(1 / (|r|^2 + adaptive_eps)^adaptive_power) |r|^2) or "none".
-    time_sampling: "uniform" (the paper) or "logit_normal" (sigmoid(time_mu + time_std z)), for
-        the diagonal t and both off-diagonal times (sorted).
+    time_sampling: "uniform" (the paper), "logit_normal" (sigmoid(time_mu + time_std z)), for
+        the diagonal t and both off-diagonal times (sorted), or "uniform_gap" (the diagonal t
+        uniform, the off-diagonal jump t - s uniform: large jumps as often as small ones).
     reduction: "batch" (the authors' code: (sum_diag + sum_off) / B = eta mean_diag +
         (1 - eta) mean_off) or "sum_of_means" (Algorithm 1: mean_diag + mean_off).
     jvp_backend: "auto" (torch.func with gradient, forward_ad without), "func", "forward_ad" or "fd".
@@ -91,6 +93,9 @@ class ObjectiveConfig:
     ct_delta: step of discrete consistency training.
     shortcut_max_steps: finest dyadic grid of shortcut models (a power of two).
     pfmm_gamma: "uniform" or "midpoint".
+    curriculum_fm, curriculum_ramp: the App. F.2 curriculum as fractions of the run: flow matching
+        only for the first ``curriculum_fm``, then the largest jump t - s grows linearly to 1 over
+        the next ``curriculum_ramp`` (see :mod:`flowmaps.losses.curriculum`). Off (0, 0) by default.
     """
 
     method: str = "lsd"
@@ -100,7 +105,7 @@ class ObjectiveConfig:
     constant_weight: float = 1.0
     adaptive_power: float = 1.0
     adaptive_eps: float = 1e-3
-    time_sampling: Literal["uniform", "logit_normal"] = "uniform"
+    time_sampling: Literal["uniform", "logit_normal", "uniform_gap"] = "uniform"
     time_mu: float = 0.0
     time_std: float = 1.0
     reduction: Literal["batch", "sum_of_means"] = "batch"
@@ -109,6 +114,8 @@ class ObjectiveConfig:
     ct_delta: float = 1.0 / 64
     shortcut_max_steps: int = 128
     pfmm_gamma: Literal["uniform", "midpoint"] = "uniform"
+    curriculum_fm: float = 0.0
+    curriculum_ramp: float = 0.0
 
     def validate(self) -> None:
         """Raise ValueError with the valid choices for any bad field."""
@@ -136,6 +143,10 @@ class ObjectiveConfig:
                              f"{self.adaptive_power}, {self.adaptive_eps}")
         if not self.ct_delta > 0:
             raise ValueError(f"ct_delta must be positive, got {self.ct_delta}")
+        curriculum_stage(0, 1, self.curriculum_fm, self.curriculum_ramp)  # raises on bad fractions
+        if self.curriculum_ramp > 0 and (self.time_sampling == "logit_normal" or self.method == "shortcut"):
+            raise ValueError("the jump curriculum (curriculum_ramp > 0) needs uniform or uniform_gap time sampling "
+                             "and a method other than shortcut")
         levels = math.log2(self.shortcut_max_steps) if self.shortcut_max_steps > 0 else -1
         if levels < 1 or levels != int(levels):
             raise ValueError(f"shortcut_max_steps must be a power of two >= 2, got {self.shortcut_max_steps}")
@@ -201,7 +212,8 @@ class Objective:
         interpolant: defaults to the linear one.
         teacher: a :class:`Teacher`, required by lmd / emd (velocity) and pfmm (map).
     Call with the flow map, a data batch x1 [B, ...], optional conditioning tensors [B, ...]
-    (e.g. class labels) and a generator; returns a :class:`LossOutput`.
+    (e.g. class labels), a generator and the curriculum stage (:meth:`stage`; default: the full
+    objective); returns a :class:`LossOutput`.
     """
 
     def __init__(
@@ -234,27 +246,33 @@ class Objective:
             raise ValueError("weighting='learned' needs a network with a log_weight(s, t) head; use 'auto' or 'none'")
         return w
 
+    def stage(self, step: int, total_steps: int) -> CurriculumStage:
+        """The curriculum stage at 0-based ``step`` of a ``total_steps`` run."""
+        return curriculum_stage(step, total_steps, self.config.curriculum_fm, self.config.curriculum_ramp)
+
     def __call__(
         self,
         fm: FlowMap,
         x1: Tensor,
         cond: dict[str, Tensor] | None = None,
         generator: torch.Generator | None = None,
+        stage: CurriculumStage = FULL,
     ) -> LossOutput:
         with fm.shared_weights():
-            return self._evaluate(fm, x1, cond or {}, generator)
+            return self._evaluate(fm, x1, cond or {}, generator, stage)
 
     def _evaluate(
-        self, fm: FlowMap, x1: Tensor, cond: dict[str, Tensor], generator: torch.Generator | None
+        self, fm: FlowMap, x1: Tensor, cond: dict[str, Tensor], generator: torch.Generator | None,
+        stage: CurriculumStage,
     ) -> LossOutput:
         B = x1.shape[0]
-        n_d, n_o = split_batch(B, self.eta)
+        n_d, n_o = (B, 0) if stage.diagonal_only else split_batch(B, self.eta)
         dev, dt = x1.device, x1.dtype
         x0 = sample_base(x1, self.sigma, generator)
         c = self.config
         t_d = sample_diagonal(n_d, generator, dev, dt, c.time_sampling, c.time_mu, c.time_std)
         diag = self.interpolant.sample(x0[:n_d], x1[:n_d], t_d)
-        off = self._off_batch(x0[n_d:], x1[n_d:], generator) if n_o else None
+        off = self._off_batch(x0[n_d:], x1[n_d:], generator, stage.max_gap) if n_o else None
         cond_d, cond_o = _split_cond(cond, n_d)
 
         student_v = None
@@ -296,7 +314,7 @@ class Objective:
         )
 
     # -- off-diagonal branch --------------------------------------------------------------------
-    def _off_batch(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None) -> OffDiagonalBatch:
+    def _off_batch(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None, max_gap: float = 1.0) -> OffDiagonalBatch:
         n, dev, dt = x0.shape[0], x0.device, x0.dtype
         d = None
         if self.config.method == "shortcut":
@@ -304,7 +322,7 @@ class Objective:
             t = s + 2 * d
         else:
             c = self.config
-            s, t = sample_off_diagonal(n, c.full_square, generator, dev, dt, c.time_sampling, c.time_mu, c.time_std)
+            s, t = sample_off_diagonal(n, c.full_square, generator, dev, dt, c.time_sampling, c.time_mu, c.time_std, max_gap)
         path = self.interpolant.sample(x0, x1, s)
         gamma = torch.rand(n, generator=generator, device=dev, dtype=dt)
         return OffDiagonalBatch(x0, x1, path.x_t, path.dx_t, s, t, gamma, d)

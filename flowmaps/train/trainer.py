@@ -26,6 +26,7 @@ from ..data.source import stream_generator
 from ..diagnostics import loss_by_time_bin
 from ..flow_map import FlowMap
 from ..interpolants import get_interpolant
+from ..losses.curriculum import FULL, CurriculumStage
 from ..losses.objective import Objective, Teacher
 from ..nets.mp import force_normalize
 from . import distributed as D
@@ -109,7 +110,7 @@ class Trainer:
         self.sigma = resolve_run_sigma(cfg, self.source)
         self.fm: FlowMap = build_flow_map(cfg, self.source.shape, self.source.num_classes, self.sigma).to(self.device)
         self.objective = Objective(cfg.objective_config(), self.sigma, get_interpolant(cfg.interpolant), self._teacher())
-        self.opt = torch.optim.RAdam(self.fm.parameters(), lr=cfg.train.lr, betas=(0.9, 0.999), eps=1e-8)
+        self.opt = torch.optim.RAdam(self.fm.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas), eps=1e-8)
         self.ema = EMA(self.fm, cfg.train.ema, cfg.train.ema_sigma_rel, cfg.train.ema_warmup)
         self.step = 0
         self.bad_steps = 0
@@ -172,9 +173,11 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def train_step(self) -> dict[str, Any]:
-        """One optimizer step over the global batch; returns its log record."""
+    def train_step(self, stage: CurriculumStage | None = None) -> dict[str, Any]:
+        """One optimizer step over the global batch; returns its log record. ``stage``: the
+        curriculum stage (default: the one this step's position in the run gives)."""
         cfg, step = self.cfg, self.step
+        stage = stage or self.objective.stage(step, cfg.train.steps)
         lr = lr_at(step, cfg)  # a pure function of the step and the run's length
         for group in self.opt.param_groups:
             group["lr"] = lr
@@ -192,7 +195,7 @@ class Trainer:
             if self.device.type != "cpu":
                 gen = torch.Generator(device=self.device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
             with self._autocast():
-                out = self.objective(self.fm, x1, cond, gen)
+                out = self.objective(self.fm, x1, cond, gen, stage)
             loss = out.loss.float()
             loss_value = float(loss.detach())
             finite = finite and math.isfinite(loss_value)
@@ -245,23 +248,17 @@ class Trainer:
         cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
         steps_before = cfg.train.steps
         cfg.train.steps = 10**9  # the warm-up fraction must not make the probe's rates zero
-        warm, durations = 3, []  # the first steps pay one-off costs (allocations, kernel selection)
+        fm_fraction = cfg.loss.curriculum_fm  # flow-matching-only steps are cheaper: time both kinds
+        stages = [(FULL, 1.0 - fm_fraction)] + ([(CurriculumStage(diagonal_only=True), fm_fraction)] if fm_fraction else [])
+        warm, probe_steps, step_s = 3, 0, 0.0  # the first steps pay one-off costs (allocations, kernel selection)
         try:
-            for _ in range(warm):
-                self.train_step()
-            self._sync()
-            t_probe = time.perf_counter()
-            while True:
-                t0 = time.perf_counter()
-                self.train_step()
-                self._sync()
-                durations.append(time.perf_counter() - t0)
-                if D.all_agree(len(durations) >= 6 and time.perf_counter() - t_probe >= probe_s, self.dist, self.device):
-                    break
+            for stage, share in stages:
+                durations = self._time_steps(stage, warm, probe_s / len(stages))
+                probe_steps += warm + len(durations)
+                settled = durations[len(durations) // 2:]  # the second half: steady state
+                step_s += share * sum(settled) / len(settled)
         finally:
             cfg.train.steps = steps_before
-        settled = durations[len(durations) // 2:]  # the second half: steady state
-        step_s = sum(settled) / len(settled)
         step_s = D.broadcast_float(step_s, self.dist, self.device)
         self.fm.load_state_dict(saved[0])
         self.opt.load_state_dict(saved[1])
@@ -275,11 +272,27 @@ class Trainer:
         steps = max(int((0.97 * budget_s - spent) / step_s), 10)
         cfg.train.steps = steps
         cfg.train.minutes = None
-        self.budget = {"minutes": budget_s / 60.0, "probe_seconds": round(spent, 3), "probe_steps": len(durations) + warm,
+        self.budget = {"minutes": budget_s / 60.0, "probe_seconds": round(spent, 3), "probe_steps": probe_steps,
                        "measured_step_seconds": step_s, "steps": steps}
         if self.dist.is_main:
             self._write_run_files()
         return steps
+
+    def _time_steps(self, stage: CurriculumStage, warm: int, seconds: float) -> list[float]:
+        """Durations of probe steps at ``stage`` after ``warm`` untimed ones: at least 6, for at
+        least ``seconds`` (every rank agrees when to stop)."""
+        for _ in range(warm):
+            self.train_step(stage)
+        self._sync()
+        durations: list[float] = []
+        t_probe = time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            self.train_step(stage)
+            self._sync()
+            durations.append(time.perf_counter() - t0)
+            if D.all_agree(len(durations) >= 6 and time.perf_counter() - t_probe >= seconds, self.dist, self.device):
+                return durations
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

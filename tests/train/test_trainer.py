@@ -158,3 +158,24 @@ def test_snapshots_are_written_over_the_run(tmp_path):
 
     Trainer(_cfg(steps=40, ema_snapshots=4), tmp_path / "s").fit()
     assert [st for st, _ in list_snapshots(tmp_path / "s" / "ema_snapshots")] == [10, 20, 30, 40]
+
+
+def test_budget_with_a_curriculum_times_both_kinds_of_step(tmp_path):
+    """Flow-matching-only steps are cheaper: the probe times both and the step count weighs them;
+    the probe leaves no trace, so the saved config reruns bit for bit."""
+    from flowmaps.config import load_yaml
+
+    base = preset("gaussian")
+    base["net"] = {"kind": "mlp", "width": 32, "depth": 2}
+    base["loss"] = {"curriculum_fm": 0.3, "curriculum_ramp": 0.3}
+    base["train"].update({"batch_size": 64, "progress": False, "log_every": 5, "ckpt_every": 10, "minutes": 0.04})
+    tr = Trainer(build_config(base), tmp_path / "c")
+    tr.fit()
+    meta = json.loads((tmp_path / "c" / "run.json").read_text())
+    assert meta["budget"]["probe_steps"] >= 2 * (3 + 6)  # two probes, each 3 warm-up + at least 6 timed
+    saved = build_config(load_yaml(tmp_path / "c" / "config.yaml"))
+    assert saved.loss.curriculum_fm == 0.3 and saved.train.steps == tr.step
+    again = Trainer(saved, tmp_path / "again")
+    again.fit()
+    for (k, a), b in zip(tr.fm.state_dict().items(), again.fm.state_dict().values()):
+        assert torch.equal(a, b), k

@@ -94,6 +94,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "cur0-30": ("curriculum: jump ramp 30% only", {"loss": {"curriculum_fm": 0.0, "curriculum_ramp": 0.3}}),
     "xf3": ("Fourier features of the point (L = 3)", {"net": {"x_features": 3}}),
     "w320": ("MLP width 320 (run at 1,800 steps: about the time of 2,500 at width 256)", {"net": {"width": 320}}),
+    "eta65": ("eta 0.65", {"loss": {"eta": 0.65}}),
     "ugap": ("off-diagonal jump t - s uniform (large jumps as often as small)", {"loss": {"time_sampling": "uniform_gap"}}),
     "meanflow": ("MeanFlow with the same recipe", {"method": "meanflow"}),
     "psd-m": ("PSD-M with the same recipe", {"method": "psd-m"}),

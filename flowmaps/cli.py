@@ -384,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .config import ConfigError
     from .data.images import MissingDataError
+    from .train.trainer import TrainingDiverged
 
     handlers = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info, "report": cmd_report,
                 "ema": cmd_ema}
@@ -398,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"flowmaps: error: {msg}", file=sys.stderr)
         return 2
+    except TrainingDiverged as e:
+        print(f"flowmaps: training diverged: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("flowmaps: interrupted", file=sys.stderr)
         return 130

@@ -95,7 +95,12 @@ class TrainConfig:
     paper's). betas: RAdam's (beta1, beta2); a short run learns faster with beta2 0.99 (see
     benchmarks/README.md). warmup: fraction of the steps. ema: fixed decays (``ema_warmup`` warms them up);
     ema_sigma_rel: EDM2 power-function EMAs; ema_snapshots: how many snapshots of those to keep
-    over the run for post-hoc reconstruction (``flowmaps ema``). precision: fp32, bf16 or auto
+    over the run for post-hoc reconstruction (``flowmaps ema``). skip_spikes: skip a step whose
+    gradient norm exceeds this many times the median of the last 100 accepted steps (0: off;
+    see :func:`flowmaps.train.trainer.is_spike`); ``max_bad_steps`` skipped in a row stop the run.
+    init: a trained run folder to
+    start from (App. F.2, :mod:`flowmaps.train.init`), with its weights ``init_ema`` (default:
+    the ones its evaluation chose). precision: fp32, bf16 or auto
     (bf16 where the device has fast bfloat16 matmuls, see :func:`flowmaps.train.trainer.auto_precision`).
     """
 
@@ -121,6 +126,9 @@ class TrainConfig:
     keep_ckpts: int = 3
     eval_every: int = 0
     max_bad_steps: int = 20
+    skip_spikes: float = 100.0
+    init: Optional[str] = None
+    init_ema: Union[float, str, None] = None
     tensorboard: bool = False
     progress: bool = True
 
@@ -145,10 +153,13 @@ class EvalConfig:
 @dataclass
 class TeacherConfig:
     """A trained run whose flow map is the frozen teacher of lmd / emd / pfmm; ``ema``: its EMA
-    decay (default: the teacher run's own eval.ema; 0: raw weights)."""
+    decay (default: the teacher run's own eval.ema; 0: raw weights). Or ``velocity``: a
+    TorchScript / torch.export file computing b(x, t), trained outside flowmaps, as the teacher
+    of lmd / emd (the contract is in :mod:`flowmaps.external`)."""
 
     run: Optional[str] = None
     ema: Union[float, str, None] = None
+    velocity: Optional[str] = None
 
 
 @dataclass
@@ -271,6 +282,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key}: must be at least 1, got {get_key(cfg, key)}")
     if not cfg.train.lr > 0:
         raise ConfigError(f"train.lr: must be positive, got {cfg.train.lr}")
+    if cfg.train.skip_spikes < 0:
+        raise ConfigError(f"train.skip_spikes: must be >= 0 (0 turns the guard off), got {cfg.train.skip_spikes}")
     if len(cfg.train.betas) != 2 or any(not 0 <= b < 1 for b in cfg.train.betas):
         raise ConfigError(f"train.betas: expected two numbers in [0, 1) (beta1, beta2), got {cfg.train.betas}")
     if any(not 0 < d < 1 for d in cfg.train.ema):
@@ -289,8 +302,14 @@ def validate(cfg: Config) -> None:
     check_eval_ema(cfg, cfg.eval.ema, "eval.ema")
     if any(n < 1 for n in cfg.eval.steps):
         raise ConfigError(f"eval.steps: each must be at least 1, got {cfg.eval.steps}")
-    if METHODS[cfg.method].teacher and not cfg.teacher.run:
-        raise ConfigError(f"method {cfg.method!r} distils a frozen teacher: set teacher.run to a trained run folder")
+    need = METHODS[cfg.method].teacher
+    if cfg.teacher.run and cfg.teacher.velocity:
+        raise ConfigError("set one teacher: teacher.run (a flowmaps run) or teacher.velocity (an exported b(x, t) file)")
+    if need == "velocity" and not (cfg.teacher.run or cfg.teacher.velocity):
+        raise ConfigError(f"method {cfg.method!r} distils a frozen velocity: set teacher.run to a trained run folder "
+                          f"or teacher.velocity to an exported b(x, t) file")
+    if need == "map" and not cfg.teacher.run:
+        raise ConfigError(f"method {cfg.method!r} distils a frozen flow map: set teacher.run to a trained run folder")
     try:
         cfg.objective_config().validate()
     except ValueError as e:
@@ -377,7 +396,8 @@ _EDM2_CIFAR = {"kind": "edm2", "model_channels": 128, "channel_mult": [2, 2, 2],
                "attn_resolutions": [16], "dropout": 0.13, "learned_weight": True}
 _EDM2_64 = {"kind": "edm2", "model_channels": 128, "channel_mult": [1, 2, 3, 4], "num_blocks": 3,
             "attn_resolutions": [16, 8], "dropout": 0.0, "learned_weight": True}
-_PAPER_SCHEDULE = {"schedule": "inverse_sqrt", "warmup": 0.0, "lr_decay_steps": 35000, "ema_sigma_rel": [], "ema_snapshots": 0}
+_PAPER_SCHEDULE = {"schedule": "inverse_sqrt", "warmup": 0.0, "lr_decay_steps": 35000, "ema_sigma_rel": [], "ema_snapshots": 0,
+                   "skip_spikes": 0.0}
 _PAPER_IMAGES = {"lr": 1e-2, "grad_clip": 1.0, "ema": [0.999, 0.9999], "ckpt_every": 5000, **_PAPER_SCHEDULE}
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -417,8 +437,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "method": "lsd", "sigma": 0.5, "data": {"name": "digits"},
         "net": {"kind": "edm2", "model_channels": 32, "channel_mult": [1, 2], "num_blocks": 1,
                 "attn_resolutions": [4], "channels_per_head": 32, "dropout": 0.0, "learned_weight": True},
-        "train": {"steps": 1500, "batch_size": 128, "lr": 5e-3, "schedule": "wsd", "warmup": 0.02, "decay": 0.3,
-                  "grad_clip": 1.0, "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16,
+        "loss": {"curriculum_fm": 0.15, "curriculum_ramp": 0.15},
+        "train": {"steps": 2200, "batch_size": 128, "lr": 5e-3, "betas": [0.9, 0.99], "schedule": "wsd", "warmup": 0.02,
+                  "decay": 0.3, "grad_clip": 1.0, "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16,
                   "ckpt_every": 500, "log_every": 100},
         "eval": {"ema": "auto", "num_samples": 1797, "batch_size": 512},
     }),

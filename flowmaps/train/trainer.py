@@ -13,6 +13,7 @@ import contextlib
 import copy
 import json
 import math
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -69,6 +70,21 @@ def auto_precision(device: torch.device, net_kind: str) -> str:
     return "fp32"
 
 
+SPIKE_WINDOW = 100
+"""Accepted steps whose gradient norms the spike guard keeps."""
+
+
+def is_spike(grad_norm: float, history: list[float], factor: float, min_history: int = 20) -> bool:
+    """Whether a step's (pre-clip) gradient norm exceeds ``factor`` times the median of the recent
+    accepted steps' (``factor`` 0: never). Self-distillation can blow up in one step when the map
+    sends a rare input far from the data, where the network's own diagonal, the teacher, is
+    untrained: one sample's residual then outweighs the batch by many orders of magnitude.
+    Skipping that update keeps the weights where they were."""
+    if factor <= 0 or len(history) < min_history:
+        return False
+    return grad_norm > factor * statistics.median(history)
+
+
 def schedule_of(cfg: Config) -> LRSchedule:
     """The learning-rate schedule of ``cfg.train`` over ``cfg.train.steps`` steps."""
     t = cfg.train
@@ -111,10 +127,16 @@ class Trainer:
         self.fm: FlowMap = build_flow_map(cfg, self.source.shape, self.source.num_classes, self.sigma).to(self.device)
         self.objective = Objective(cfg.objective_config(), self.sigma, get_interpolant(cfg.interpolant), self._teacher())
         self.opt = torch.optim.RAdam(self.fm.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas), eps=1e-8)
-        self.ema = EMA(self.fm, cfg.train.ema, cfg.train.ema_sigma_rel, cfg.train.ema_warmup)
         self.step = 0
         self.bad_steps = 0
+        self.grad_history: list[float] = []  # gradient norms of the last accepted steps (spike guard)
         self.budget: dict[str, Any] | None = None
+        self.init: dict[str, Any] | None = None
+        if cfg.train.init and not resume:  # before the EMAs copy the weights
+            from .init import init_from_run
+
+            self.init = init_from_run(self.fm, cfg, cfg.train.init, cfg.train.init_ema, self.device)
+        self.ema = EMA(self.fm, cfg.train.ema, cfg.train.ema_sigma_rel, cfg.train.ema_warmup)
         if resume:
             self._restore(ckpt)  # type: ignore[arg-type]
         elif self.dist.is_main:
@@ -130,10 +152,16 @@ class Trainer:
                 "command": ["flowmaps" if Path(sys.argv[0]).name in ("flowmaps", "cli.py") else sys.argv[0], *sys.argv[1:]]}
         if self.budget is not None:
             meta["budget"] = self.budget
+        if self.init is not None:
+            meta["init"] = self.init
         write_text_atomic(self.out / "run.json", json.dumps(meta, indent=2))
 
     # -- setup helpers -----------------------------------------------------------------------------
     def _teacher(self) -> Teacher | None:
+        if self.cfg.teacher.velocity:
+            from ..external import load_velocity
+
+            return Teacher(velocity=load_velocity(self.cfg.teacher.velocity, self.source.shape, self.device))
         if not self.cfg.teacher.run:
             return None
         from ..run import load_run
@@ -148,6 +176,7 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.bad_steps = int(state.get("bad_steps", 0))
+        self.grad_history = [float(g) for g in state.get("grad_history", [])]
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
@@ -159,6 +188,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "step": self.step,
             "bad_steps": self.bad_steps,
+            "grad_history": list(self.grad_history),
             "ema_count": self.ema.count,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
@@ -213,21 +243,25 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.fm.parameters(), cfg.train.grad_clip)
         finite = D.all_agree(finite and bool(torch.isfinite(grad_norm)), self.dist, self.device)
         record: dict[str, Any] = {"step": step + 1, "lr": lr, "grad_norm": float(grad_norm), **totals}
-        if finite:
+        spike = finite and is_spike(float(grad_norm), self.grad_history, cfg.train.skip_spikes)
+        if finite and not spike:
             self.opt.step()
             if cfg.net.kind == "edm2":
                 force_normalize(self.fm)
             self.ema.update(self.fm)
             self.bad_steps = 0
+            self.grad_history = (self.grad_history + [float(grad_norm)])[-SPIKE_WINDOW:]
         else:
             self.opt.zero_grad(set_to_none=True)
             self.bad_steps += 1
             record["skipped"] = True
+            if spike:
+                record["spike"] = True
             if self.bad_steps >= cfg.train.max_bad_steps:
                 raise TrainingDiverged(
-                    f"{self.bad_steps} consecutive steps gave a non-finite loss or gradient at step {step + 1}; "
-                    f"lower train.lr (now {cfg.train.lr}) or train.grad_clip, or try precision=fp32. "
-                    f"The last good checkpoint is in {self.out / 'checkpoints'}"
+                    f"{self.bad_steps} consecutive steps were skipped (a non-finite loss or gradient, or a gradient norm "
+                    f"over {cfg.train.skip_spikes:g}x the recent median) at step {step + 1}; lower train.lr (now "
+                    f"{cfg.train.lr}), or try precision=fp32; the last good checkpoint is in {self.out / 'checkpoints'}"
                 )
         self.step += 1
         record["_bins"] = {k: torch.cat(v) for k, v in bins.items()}
@@ -244,7 +278,8 @@ class Trainer:
         probe_s = probe_seconds if probe_seconds is not None else min(max(0.03 * budget_s, 2.0), 15.0)
         t_start = time.perf_counter()
         saved = (copy.deepcopy(self.fm.state_dict()), copy.deepcopy(self.opt.state_dict()),
-                 copy.deepcopy(self.ema.flat()), self.ema.count, torch.get_rng_state(), self.step, self.bad_steps)
+                 copy.deepcopy(self.ema.flat()), self.ema.count, torch.get_rng_state(), self.step, self.bad_steps,
+                 list(self.grad_history))
         cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
         steps_before = cfg.train.steps
         cfg.train.steps = 10**9  # the warm-up fraction must not make the probe's rates zero
@@ -266,7 +301,7 @@ class Trainer:
         torch.set_rng_state(saved[4])
         if cuda_rng is not None:
             torch.cuda.set_rng_state(cuda_rng, self.device)
-        self.step, self.bad_steps = saved[5], saved[6]
+        self.step, self.bad_steps, self.grad_history = saved[5], saved[6], saved[7]
         spent = time.perf_counter() - t_start
         # 3% of the budget is kept for logging and checkpoints
         steps = max(int((0.97 * budget_s - spent) / step_s), 10)

@@ -63,11 +63,12 @@ def test_nan_steps_are_skipped_then_training_stops(tmp_path, monkeypatch):
     before = {k: v.clone() for k, v in tr.fm.state_dict().items()}
     real = tr.objective.__call__
 
-    def poisoned(fm, x1, cond=None, generator=None):
-        out = real(fm, x1, cond, generator)
+    def poisoned(fm, x1, cond=None, generator=None, stage=None):
+        out = real(fm, x1, cond, generator, stage)
         out.loss = out.loss * float("nan")
         return out
 
+    poisoned.stage = tr.objective.stage
     monkeypatch.setattr(tr, "objective", poisoned)
     rec = tr.train_step()
     assert rec.get("skipped") and tr.bad_steps == 1
@@ -76,6 +77,37 @@ def test_nan_steps_are_skipped_then_training_stops(tmp_path, monkeypatch):
     with pytest.raises(TrainingDiverged, match="consecutive steps"):
         tr.fit()
     assert list_checkpoints(tmp_path / "n" / "checkpoints") == []
+
+
+def test_a_gradient_spike_is_skipped_and_training_goes_on(tmp_path, monkeypatch):
+    """One sample sent far from the data can make one step's gradient 1e6 times the usual: that
+    update is skipped (the weights stay), and training goes on; a run whose every step spikes
+    stops with TrainingDiverged naming the guard."""
+    tr = Trainer(_cfg(steps=60, max_bad_steps=3, skip_spikes=100.0), tmp_path / "s")
+    for _ in range(25):
+        assert not tr.train_step().get("skipped")
+    real = tr.objective.__call__
+    scale = {"k": 1e6}
+
+    def spiky(fm, x1, cond=None, generator=None, stage=None):
+        out = real(fm, x1, cond, generator, stage)
+        out.loss = out.loss * scale["k"]
+        return out
+
+    spiky.stage = tr.objective.stage
+    monkeypatch.setattr(tr, "objective", spiky)
+    before = {k: v.clone() for k, v in tr.fm.state_dict().items()}
+    rec = tr.train_step()
+    assert rec.get("skipped") and rec.get("spike") and tr.bad_steps == 1
+    assert all(torch.equal(v, before[k]) for k, v in tr.fm.state_dict().items())
+    scale["k"] = 1.0
+    assert not tr.train_step().get("skipped") and tr.bad_steps == 0
+    scale["k"] = 1e6
+    with pytest.raises(TrainingDiverged, match="gradient norm over 100x"):
+        for _ in range(5):
+            tr.train_step()
+    # the guard is off at 0 and in the paper's presets
+    assert preset("checker")["train"]["skip_spikes"] == 0.0
 
 
 def test_checkpoints_are_atomic_pruned_and_never_hold_nan(tmp_path):

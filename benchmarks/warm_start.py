@@ -1,0 +1,75 @@
+"""Starting from a flow at equal total compute (App. F.2, issue 9): LSD from scratch against a
+flow-matching warm start, on the checkerboard with the ``checker-cpu`` recipe, every run given
+the same wall-clock budget through the CLI (``--minutes``; flowmaps times its own step).
+
+    python benchmarks/warm_start.py --minutes 4.5 --fm-share 0.15
+
+Rows:
+- ``scratch``: LSD from random weights, no curriculum;
+- ``curriculum``: the preset's in-run curriculum (flow matching alone for the first 15% of the
+  steps, then a growing largest jump);
+- ``init``: a ``method=fm`` run for ``--fm-share`` of the budget, then LSD with
+  ``train.init=<that run>`` for the rest (its map starts as one Euler step of the flow).
+
+KL (appendix G.1, 64,000 samples, the weights evaluation picks) at N = 1, 2, 4, 8, 16.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from flowmaps.cli import main as cli
+
+NO_CURRICULUM = ["--set", "loss.curriculum_fm=0", "--set", "loss.curriculum_ramp=0"]
+
+
+def train(out: Path, minutes: float, *extra: str) -> dict:
+    code = cli(["train", "--preset", "checker-cpu", "--minutes", f"{minutes:.4f}", "--out", str(out),
+                "--set", "train.progress=false", *extra])
+    if code != 0:
+        raise SystemExit(f"training {out.name} failed with status {code}")
+    result = json.loads((out / "eval.json").read_text())
+    meta = json.loads((out / "run.json").read_text())
+    return {"kl": [result["metrics"]["map"][str(n)]["kl"] for n in (1, 2, 4, 8, 16)] if "map" in result["metrics"] else None,
+            "steps": meta["budget"]["steps"], "ema": result["provenance"]["ema"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=4.5)
+    ap.add_argument("--fm-share", type=float, default=0.15)
+    ap.add_argument("--rows", nargs="+", default=["scratch", "curriculum", "init"])
+    args = ap.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name in args.rows:
+            t0 = time.perf_counter()
+            if name == "scratch":
+                r = train(root / name, args.minutes, *NO_CURRICULUM)
+                steps = str(r["steps"])
+            elif name == "curriculum":
+                r = train(root / name, args.minutes)
+                steps = str(r["steps"])
+            else:
+                fm = train(root / "fm", args.fm_share * args.minutes, "--set", "method=fm", *NO_CURRICULUM)
+                r = train(root / name, (1 - args.fm_share) * args.minutes, "--set", f"train.init={root / 'fm'}",
+                          *NO_CURRICULUM)
+                steps = f"{fm['steps']} fm + {r['steps']} lsd"
+            rows.append((name, steps, r["ema"], r["kl"], time.perf_counter() - t0))
+    print(f"\nmachine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; command: "
+          f"python benchmarks/warm_start.py --minutes {args.minutes} --fm-share {args.fm_share}\n")
+    print("| start | steps | EMA chosen | N=1 | N=2 | N=4 | N=8 | N=16 | wall s (train + eval) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, steps, ema, kl, wall in rows:
+        print(f"| {name} | {steps} | {ema} | " + " | ".join(f"{v:.3f}" for v in kl) + f" | {wall:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

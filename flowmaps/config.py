@@ -433,7 +433,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                   "precision": "auto", "ckpt_every": 1000, "log_every": 100},
         "eval": {"ema": "auto", "num_samples": 64000},
     }),
-    "digits-cpu": ("LSD on scikit-learn's 8x8 digits with a small EDM2 UNet (about 15 minutes on 2 CPU cores)", {
+    "digits-cpu": ("LSD on scikit-learn's 8x8 digits with a small EDM2 UNet (about 12 minutes on 2 CPU cores)", {
         "method": "lsd", "sigma": 0.5, "data": {"name": "digits"},
         "net": {"kind": "edm2", "model_channels": 32, "channel_mult": [1, 2], "num_blocks": 1,
                 "attn_resolutions": [4], "channels_per_head": 32, "dropout": 0.0, "learned_weight": True},

@@ -10,15 +10,13 @@ Gaussians (exact velocity in closed form, the map from an accurate RK4 solve).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-from flowmaps.cli import main as cli
+from cli_runs import train_via_cli
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,13 +29,8 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / name
             t0 = time.perf_counter()
-            code = cli(["train", "--data", name, "--minutes", str(args.minutes), "--out", str(out),
-                        "--set", "train.progress=false"])
-            if code != 0:
-                raise SystemExit(f"training {name} failed with status {code}")
+            result, meta = train_via_cli(out, "--data", name, "--minutes", str(args.minutes))
             elapsed = time.perf_counter() - t0
-            result = json.loads((out / "eval.json").read_text())
-            meta = json.loads((out / "run.json").read_text())
         per_n = result["metrics"]["map"]
         rows.append((name, meta["budget"]["steps"], result["provenance"]["ema"],
                      [per_n[n]["map_rel_err"] for n in ("1", "2", "4", "16")], elapsed))

@@ -16,26 +16,19 @@ KL (appendix G.1, 64,000 samples, the weights evaluation picks) at N = 1, 2, 4, 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-from flowmaps.cli import main as cli
+from cli_runs import train_via_cli
 
 NO_CURRICULUM = ["--set", "loss.curriculum_fm=0", "--set", "loss.curriculum_ramp=0"]
 
 
 def train(out: Path, minutes: float, *extra: str) -> dict:
-    code = cli(["train", "--preset", "checker-cpu", "--minutes", f"{minutes:.4f}", "--out", str(out),
-                "--set", "train.progress=false", *extra])
-    if code != 0:
-        raise SystemExit(f"training {out.name} failed with status {code}")
-    result = json.loads((out / "eval.json").read_text())
-    meta = json.loads((out / "run.json").read_text())
+    result, meta = train_via_cli(out, "--preset", "checker-cpu", "--minutes", f"{minutes:.4f}", *extra)
     return {"kl": [result["metrics"]["map"][str(n)]["kl"] for n in (1, 2, 4, 8, 16)] if "map" in result["metrics"] else None,
             "steps": meta["budget"]["steps"], "ema": result["provenance"]["ema"]}
 

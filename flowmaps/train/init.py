@@ -27,6 +27,11 @@ from ..flow_map import FlowMap
 from ..nets.mlp import MLP
 
 
+def _mismatched(src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor]) -> list[str]:
+    """Keys of ``dst`` that ``src`` lacks or holds with another shape."""
+    return [k for k in dst if k not in src or src[k].shape != dst[k].shape]
+
+
 def start_map_from_velocity(fm: FlowMap) -> bool:
     """Make v_{s,t}(x) = v_{s,s}(x) for every t by editing the first layer (MLP without Fourier
     time features); returns whether it could (False leaves ``fm`` unchanged)."""
@@ -56,7 +61,7 @@ def init_from_run(fm: FlowMap, cfg: Config, path: str | Path, ema: float | str |
         raise ConfigError(f"train.init: {str(path)!r} has a {run.cfg.net.kind} network with time inputs "
                           f"{run.fm.time_input}, this run a {cfg.net.kind} with {fm.time_input}; use the same net settings")
     src, dst = run.fm.state_dict(), fm.state_dict()
-    bad = [k for k in dst if k not in src or src[k].shape != dst[k].shape]
+    bad = _mismatched(src, dst)
     if bad:
         k = bad[0]
         have = list(src[k].shape) if k in src else "none"
@@ -75,7 +80,7 @@ def _init_from_file(fm: FlowMap, path: str | Path, device: torch.device | str) -
 
     src = {k.removeprefix("net."): v for k, v in load_module(path, device).state_dict().items()}
     dst = fm.net.state_dict()
-    bad = [k for k in dst if k not in src or src[k].shape != dst[k].shape]
+    bad = _mismatched(src, dst)
     if bad:
         raise ConfigError(f"train.init: the module in {str(path)!r} does not hold this network's parameters "
                           f"({len(bad)} of {len(dst)} missing or of another shape, first {bad[0]}); a velocity file can "

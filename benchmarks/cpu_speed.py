@@ -1,5 +1,6 @@
 """Steps per second of the main job's training step on this machine: float32 against bfloat16
-autocast, eager against ``torch.compile`` of the network, all in one process, interleaved.
+autocast, eager against ``torch.compile`` of the network, GELU against SiLU, all in one
+process, interleaved.
 
     python benchmarks/cpu_speed.py --rounds 3 --steps 60
 
@@ -21,10 +22,10 @@ from flowmaps.data import checkerboard
 from flowmaps.nets import MLP
 
 
-def make_step(precision: str, compiled: bool, batch: int, seed: int):
+def make_step(precision: str, compiled: bool, batch: int, seed: int, activation: str = "gelu"):
     torch.manual_seed(seed)
     sigma = 0.5766
-    net = MLP(dim=2, width=256, depth=4, sigma=sigma)
+    net = MLP(dim=2, width=256, depth=4, sigma=sigma, activation=activation)
     fm = FlowMap(net, time_input="s_t")
     if compiled:
         fm.net = torch.compile(net)  # the network only: the JVP transform stays outside the graph
@@ -51,11 +52,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=2048)
     ap.add_argument("--no-compile", action="store_true")
     args = ap.parse_args(argv)
-    variants = [("fp32", False), ("bf16", False)] + ([] if args.no_compile else [("fp32", True), ("bf16", True)])
+    variants = [("fp32", False, "gelu"), ("bf16", False, "gelu"), ("bf16", False, "silu")]
+    if not args.no_compile:
+        variants += [("fp32", True, "gelu"), ("bf16", True, "gelu"), ("bf16", True, "silu")]
     steps, first_loss, errors = {}, {}, {}
     for v in variants:
         try:
-            steps[v] = make_step(v[0], v[1], args.batch, 0)
+            steps[v] = make_step(v[0], v[1], args.batch, 0, v[2])
             first_loss[v] = steps[v]()
             for _ in range(5):
                 steps[v]()
@@ -69,18 +72,19 @@ def main(argv: list[str] | None = None) -> None:
             for _ in range(args.steps):
                 step()
             times[v].append((time.perf_counter() - t0) / args.steps)
-    base = statistics.median(times[("fp32", False)])
+    base = statistics.median(times[("fp32", False, "gelu")])
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"cpu capability {torch.backends.cpu.get_cpu_capability()}; command: python benchmarks/cpu_speed.py "
           f"--rounds {args.rounds} --steps {args.steps} --batch {args.batch}\n")
-    print("| precision | network | ms / step | steps / s | x fp32 eager | first loss |")
-    print("|---|---|---|---|---|---|")
+    print("| precision | network | activation | ms / step | steps / s | x fp32 eager GELU | first loss |")
+    print("|---|---|---|---|---|---|---|")
     for v in variants:
         if v in errors:
-            print(f"| {v[0]} | {'compiled' if v[1] else 'eager'} | failed: {errors[v]} | | | |")
+            print(f"| {v[0]} | {'compiled' if v[1] else 'eager'} | {v[2]} | failed: {errors[v]} | | | |")
             continue
         t = statistics.median(times[v])
-        print(f"| {v[0]} | {'torch.compile' if v[1] else 'eager'} | {t * 1000:.1f} | {1 / t:.1f} | {base / t:.2f} | {first_loss[v]:.5f} |")
+        print(f"| {v[0]} | {'torch.compile' if v[1] else 'eager'} | {v[2]} | {t * 1000:.1f} | {1 / t:.1f} | {base / t:.2f} | "
+              f"{first_loss[v]:.5f} |")
 
 
 if __name__ == "__main__":

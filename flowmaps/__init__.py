@@ -3,8 +3,10 @@
 Implements Boffi, Albergo & Vanden-Eijnden, "How to build a consistency model: Learning flow
 maps via self-distillation" (arXiv 2505.18825). Time convention: t = 0 is noise, t = 1 is data.
 """
+from .coupling import couple, minibatch_ot_coupling
 from .diagnostics import TimeBins, loss_by_time_bin, semigroup_defect, tangent_residual
 from .flow_map import FlowMap, dropout_disabled
+from .guidance import class_condition, drop_labels, guided_velocity, sample_guidance
 from .interpolants import (
     Interpolant,
     InterpolantSample,
@@ -25,4 +27,5 @@ __all__ = [
     "get_interpolant", "resolve_sigma", "sample_base", "JVPCheck", "check_jvp", "jvp", "math_attention",
     "METHODS", "LossOutput", "Objective", "ObjectiveConfig", "Teacher", "sample", "sample_map", "sample_ode",
     "uniform_grid", "TimeBins", "loss_by_time_bin", "semigroup_defect", "tangent_residual", "__version__",
+    "couple", "minibatch_ot_coupling", "class_condition", "drop_labels", "guided_velocity", "sample_guidance",
 ]

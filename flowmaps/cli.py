@@ -2,7 +2,7 @@
 
     flowmaps train (--data PATH | --preset NAME | --config FILE) [--minutes M] [--out DIR] [--set key=value ...] [--resume]
     flowmaps sample --run DIR --steps N [--num M] [--seed S] [--noise FILE.npy] [--solver map|euler|heun]
-                    [--ema DECAY] --out FILE.npy|FILE.png
+                    [--ema DECAY] [--class 3 | 0,1,2 | all] [--guidance ALPHA] --out FILE.npy|FILE.png
     flowmaps eval --run DIR [--steps 1,2,4,8,16] [--metric NAME ...] [--solver map,euler,heun]
     flowmaps report --run DIR [--out FILE.html]
     flowmaps ema --run DIR --sigma-rel 0.05 [0.1 ...] [--step K]
@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--solver", default="map", choices=["map", "euler", "heun", "rk4"])
     s.add_argument("--ema", help="weights: raw, a tracked decay like 0.999, sigma_rel=0.05 (tracked or reconstructed); "
                                  "default: the run's eval.ema or the one its evaluation chose")
+    s.add_argument("--class", dest="classes", help="class-conditional runs: a class, comma-separated classes or "
+                                                  "'all' (--num samples each; a PNG has one row per class)")
+    s.add_argument("--guidance", type=float, help="guidance scale alpha (0: unconditional, 1: conditional, > 1: "
+                                                  "guided); the map's input, or classifier-free guidance for ODE solvers")
     s.add_argument("--out", required=True, help="FILE.npy (samples) or FILE.png (a plot or image grid)")
 
     e = sub.add_parser("eval", help="evaluate a trained run at several step counts")
@@ -217,6 +221,24 @@ def _prov(cfg: Any, step: int, ema: str, devices: int) -> dict[str, Any]:
     return {"step": step, "ema": ema, "devices": devices, "seed": cfg.seed}
 
 
+def _parse_classes(text: str | None, num_classes: int) -> list[int]:
+    """--class: '3', '0,1,2' or 'all' -> class indices, checked against the run."""
+    if text is None:
+        return []
+    if not num_classes:
+        raise CLIError("--class needs a class-conditional run (trained with data.conditional=true)")
+    if text.strip() == "all":
+        return list(range(num_classes))
+    try:
+        classes = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise CLIError(f"--class {text!r}: expected a class number, comma-separated numbers or 'all'") from None
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if not classes or bad:
+        raise CLIError(f"--class {text!r}: this run has classes 0..{num_classes - 1}")
+    return classes
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
@@ -231,6 +253,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if not out.parent.exists():
         raise CLIError(f"--out {args.out!r}: folder {str(out.parent)!r} does not exist")
     run = load_run(args.run, ema=args.ema)
+    classes = _parse_classes(args.classes, run.num_classes if run.cfg.data.conditional else 0)
+    if args.guidance is not None and not classes:
+        raise CLIError("--guidance needs --class (a class-conditional run)")
+    if run.cfg.data.conditional and not classes:
+        raise CLIError(f"this run is class-conditional: pass --class (0..{run.num_classes - 1}, comma-separated, or all)")
     if args.noise:
         p = Path(args.noise)
         if not p.is_file():
@@ -240,7 +267,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
             raise CLIError(f"--noise has shape {list(z.shape)}; this run needs [num, {', '.join(map(str, run.shape))}]")
     else:
         z = torch.randn(args.num, *run.shape, generator=torch.Generator().manual_seed(args.seed))
-    x = generate(run.fm, run.sigma * z, args.steps, args.solver, run.cfg.eval.batch_size)
+    labels = None
+    if classes:  # the same noise for every class
+        labels = torch.tensor(classes).repeat_interleave(z.shape[0])
+        z = z.repeat(len(classes), *([1] * len(run.shape)))
+    try:
+        x = generate(run.fm, run.sigma * z, args.steps, args.solver, run.cfg.eval.batch_size, labels, args.guidance)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    what = f"{args.solver}, N = {args.steps}, EMA {run.ema}"
+    if classes:
+        what += f", classes {','.join(map(str, classes))}, guidance {1.0 if args.guidance is None else args.guidance:g}"
     if out.suffix == ".npy":
         tmp = out.with_name(out.name + f".tmp{os.getpid()}.npy")
         np.save(tmp, x.numpy())
@@ -248,20 +285,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
     elif len(run.shape) == 1 and run.shape[0] == 2:
         from .plots import plot_2d_grid
 
-        plot_2d_grid({f"{run.cfg.method} ({args.solver})": {args.steps: x}}, out,
-                     lim=1.2 if run.cfg.data.name == "checker" else None)
+        rows = {f"class {c}": {args.steps: part} for c, part in zip(classes, x.chunk(len(classes)))} if classes else \
+            {f"{run.cfg.method} ({args.solver})": {args.steps: x}}
+        plot_2d_grid(rows, out, lim=1.2 if run.cfg.data.name == "checker" else None)
     elif len(run.shape) == 3:
         import matplotlib.pyplot as plt
 
         from .plots import image_grid
 
-        grid = image_grid(x, int(np.ceil(np.sqrt(x.shape[0]))))
+        grid = image_grid(x, z.shape[0] // len(classes) if classes else int(np.ceil(np.sqrt(x.shape[0]))))
         scale = max(1, 512 // max(grid.shape[:2]))  # small images are enlarged (nearest) to about 512 px
         grid = grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1).numpy()
         plt.imsave(out, grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray")
     else:
         raise CLIError(f"cannot draw {len(run.shape)}-d data of shape {list(run.shape)} as a PNG; use a .npy output")
-    print(f"wrote {x.shape[0]} samples ({args.solver}, N = {args.steps}, EMA {run.ema}) to {out}")
+    print(f"wrote {x.shape[0]} samples ({what}) to {out}")
     return 0
 
 

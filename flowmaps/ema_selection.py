@@ -99,7 +99,7 @@ def select_ema(fm: FlowMap, candidates: dict[str, dict[str, Tensor]], cfg: Confi
                sigma: float, shape: tuple[int, ...], reconstructed: list[str] | None = None) -> EMASelection:
     """Score every candidate's samples on the quick metric, the mean over N = 1 and 4 for points
     and N = 1 for images (a network call on images costs far more); the lowest wins."""
-    from .evaluate import default_solvers, exact_map, generate
+    from .evaluate import default_solvers, eval_labels, exact_map, generate
 
     metric, n = quick_metric(cfg, shape)
     if source is None and metric != "map_mse":
@@ -107,14 +107,18 @@ def select_ema(fm: FlowMap, candidates: dict[str, dict[str, Tensor]], cfg: Confi
     steps = [1, 4] if len(shape) == 1 else [1]
     g = torch.Generator().manual_seed(cfg.eval.seed + 1)
     noise = sigma * torch.randn(n, *shape, generator=g)
-    exact_fn = exact_map(cfg, sigma)
+    labels = eval_labels(fm, n)
+    exact_fn = exact_map(cfg, sigma) if labels is None else None
+    if metric == "map_mse" and exact_fn is None:
+        metric = "sliced_w2"  # a class-conditional model has no single exact map to compare with
     exact = exact_fn(noise).float() if metric == "map_mse" and exact_fn is not None else None
     solver = default_solvers(cfg)[0]
     probe = copy.deepcopy(fm).eval().requires_grad_(False)
     scores: dict[str, float] = {}
     for name, state in candidates.items():
         probe.load_state_dict(state)
-        vals = [_score(metric, generate(probe, noise, k, solver, cfg.eval.batch_size), cfg, source, exact) for k in steps]
+        vals = [_score(metric, generate(probe, noise, k, solver, cfg.eval.batch_size, labels), cfg, source, exact)
+                for k in steps]
         scores[name] = float(sum(vals) / len(vals))
     finite = {k: v for k, v in scores.items() if v == v}
     best = min(finite, key=finite.__getitem__) if finite else RAW

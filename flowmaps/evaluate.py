@@ -31,12 +31,12 @@ def auto_metrics(cfg: Config, shape: tuple[int, ...]) -> list[str]:
     name = cfg.data.name
     if name == "checker":
         return ["kl", "sliced_w2"]
-    if name in ("gaussian", "gmm"):
+    if name in ("gaussian", "gmm") and not cfg.data.conditional:
         return ["map_mse", "w2", "sliced_w2", "energy"]
     if len(shape) == 1:
         return ["w2", "sliced_w2", "energy"]
     if name in ("digits", "mnist", "fashion-mnist"):
-        return ["fd_classifier"]
+        return ["fd_classifier", "class_accuracy"] if cfg.data.conditional else ["fd_classifier"]
     return ["fid"]
 
 
@@ -68,14 +68,36 @@ def score_low_dim(metric: str, x: Tensor, reference: Tensor) -> float:
 
 
 @torch.no_grad()
-def generate(fm: FlowMap, noise: Tensor, steps: int, solver: str, batch_size: int, cond: dict[str, Tensor] | None = None) -> Tensor:
-    """Samples from ``noise`` [n, ...] (already scaled by sigma) in batches, on the model's device."""
+def generate(fm: FlowMap, noise: Tensor, steps: int, solver: str, batch_size: int, labels: Tensor | None = None,
+             guidance: float | None = None) -> Tensor:
+    """Samples from ``noise`` [n, ...] (already scaled by sigma) in batches, on the model's device;
+    a class-conditional model takes ``labels`` [n] and a ``guidance`` scale (see :func:`sample`)."""
     device = next(fm.parameters()).device
     outs = []
     for i in range(0, noise.shape[0], batch_size):
-        c = {k: v[i : i + batch_size].to(device) for k, v in (cond or {}).items()}
-        outs.append(sample(fm, noise[i : i + batch_size].to(device), steps, solver, **c).float().cpu())  # type: ignore[arg-type]
+        y = labels[i : i + batch_size].to(device) if labels is not None else None
+        outs.append(sample(fm, noise[i : i + batch_size].to(device), steps, solver, y, guidance).float().cpu())  # type: ignore[arg-type]
     return torch.cat(outs)
+
+
+def eval_labels(fm: FlowMap, n: int) -> Tensor | None:
+    """Balanced class labels [n] (sample i asks for class i mod K) for a class-conditional flow
+    map, None for an unconditional one."""
+    k = int(getattr(fm.net, "num_classes", 0))
+    return torch.arange(n) % k if k else None
+
+
+def guidance_scales(cfg: Config, fm: FlowMap) -> list[float | None]:
+    """The scales evaluated: None (the plain conditional model) then ``eval.guidance``, for a
+    class-conditional model; [None] otherwise."""
+    if not getattr(fm.net, "num_classes", 0):
+        return [None]
+    return [None] + [float(g) for g in cfg.eval.guidance if float(g) != 1.0]
+
+
+def row_name(solver: str, guidance: float | None) -> str:
+    """The results-table key of a solver at a guidance scale: ``map``, ``map, guidance 2``."""
+    return solver if guidance is None else f"{solver}, guidance {guidance:g}"
 
 
 def evaluate_flow_map(
@@ -111,17 +133,21 @@ def evaluate_flow_map(
     g = torch.Generator().manual_seed(cfg.eval.seed)
     noise = sigma * torch.randn(n, *shape, generator=g)
     reference = source.reference(min(n, 100_000), cfg.seed + 1) if source is not None and len(shape) == 1 else None
-    exact = exact_map(cfg, sigma)
+    labels = eval_labels(fm, n)
+    exact = exact_map(cfg, sigma) if labels is None else None
     exact_x1 = exact(noise) if exact is not None and "map_mse" in requested else None
 
     skipped: dict[str, str] = {}
     table: dict[str, dict[str, dict[str, float]]] = {}
+    per_class: dict[str, dict[str, list[float]]] = {}
     samples_for_plot: dict[str, dict[int, Tensor]] = {}
-    for solver in solvers:
-        table[solver] = {}
-        samples_for_plot[solver] = {}
+    runs = [(solver, g) for solver in solvers for g in guidance_scales(cfg, fm)]
+    for solver, guidance in runs:
+        key = row_name(solver, guidance)
+        table[key] = {}
+        samples_for_plot[key] = {}
         for steps_n in steps:
-            x = generate(fm, noise, steps_n, solver, cfg.eval.batch_size)
+            x = generate(fm, noise, steps_n, solver, cfg.eval.batch_size, labels, guidance)
             row: dict[str, float] = {}
             for m in requested:
                 if m == "kl":
@@ -138,6 +164,12 @@ def evaluate_flow_map(
                     row[m] = score_low_dim(m, x, reference)
                 elif m in skipped:
                     continue
+                elif m == "class_accuracy":
+                    from .metrics.images import class_accuracy
+
+                    if labels is None:
+                        raise ConfigError("metric class_accuracy needs a class-conditional run (data.conditional=true)")
+                    row["class_accuracy"], per_class.setdefault(key, {})[str(steps_n)] = class_accuracy(x, labels, cfg, source)
                 else:
                     from .metrics.images import image_metric
 
@@ -145,16 +177,18 @@ def evaluate_flow_map(
                         row.update(image_metric(m, x, cfg, source))
                     except MetricUnavailable as e:
                         skipped[m] = str(e)
-            row["nfe"] = float(steps_n * {"map": 1, "euler": 1, "heun": 2, "rk4": 4}[solver])
-            table[solver][str(steps_n)] = row
-            samples_for_plot[solver][steps_n] = x[:20000] if len(shape) == 1 else x[:10]
+            calls = {"map": 1, "euler": 1, "heun": 2, "rk4": 4}[solver] * (2 if guidance is not None and solver != "map" else 1)
+            row["nfe"] = float(steps_n * calls)
+            table[key][str(steps_n)] = row
+            samples_for_plot[key][steps_n] = x[:20000] if len(shape) == 1 else x[:10]
     out_dir.mkdir(parents=True, exist_ok=True)
     if len(shape) == 1 and shape[0] == 2:
         lim = 1.2 if cfg.data.name == "checker" else float(reference.abs().max()) * 1.1 if reference is not None else None
         plot_2d_grid(samples_for_plot, out_dir / f"samples-{tag}.png", lim=lim)
     elif len(shape) == 3:
         for solver, per_n in samples_for_plot.items():
-            plot_image_rows({f"N = {k}": v for k, v in per_n.items()}, out_dir / f"samples-{tag}-{solver}.png")
+            name = solver.replace(", guidance ", "-guidance")
+            plot_image_rows({f"N = {k}": v for k, v in per_n.items()}, out_dir / f"samples-{tag}-{name}.png")
     image_provenance: dict[str, Any] = {}
     if len(shape) == 3:
         from .metrics.images import PROVENANCE
@@ -167,6 +201,9 @@ def evaluate_flow_map(
         **(extra_provenance or {}),
     }
     result: dict[str, Any] = {"metrics": table, "provenance": provenance}
+    if per_class:
+        result["class_accuracy_per_class"] = per_class
+        result["guidance_choice"] = choose_guidance(table)
     floor = reference_scores(cfg, requested, source, reference, n)
     if floor:
         result["reference"] = floor
@@ -199,6 +236,24 @@ def reference_scores(cfg: Config, metrics: list[str], source: DataSource | None,
     return {"perfect sampler (exact data)": row} if row else {}
 
 
+def choose_guidance(table: dict[str, dict[str, dict[str, float]]], target: float = 0.95) -> dict[str, Any]:
+    """The guidance scale evaluation recommends, from the rows with ``class_accuracy`` at the
+    smallest N: the best ``fd_classifier`` (or, without it, the highest accuracy) among the scales
+    whose accuracy reaches ``target``; the most accurate scale when none does."""
+    rows = {k: per_n[min(per_n, key=int)] for k, per_n in table.items() if per_n and "class_accuracy" in next(iter(per_n.values()))}
+    if not rows:
+        return {}
+    good = {k: r for k, r in rows.items() if r["class_accuracy"] >= target}
+    pool = good or rows
+    if good and all("fd_classifier" in r for r in good.values()):
+        best = min(good, key=lambda k: good[k]["fd_classifier"])
+    else:
+        best = max(pool, key=lambda k: pool[k]["class_accuracy"])
+    n = min(next(iter(table.values())), key=int)
+    return {"chosen": best, "at_steps": int(n), "class_accuracy": rows[best]["class_accuracy"], "target": target,
+            "reached": bool(good)}
+
+
 def format_table(result: dict[str, Any]) -> str:
     """A markdown table: one row per (solver, N)."""
     table = result["metrics"]
@@ -216,6 +271,10 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"| {label} | | | {vals} |")
     for metric, why in result.get("skipped_metrics", {}).items():
         lines.append(f"\nskipped {metric}: {why}")
+    choice = result.get("guidance_choice")
+    if choice:
+        lines.append(f"\nguidance: {choice['chosen']} (class accuracy {choice['class_accuracy']:.3f} at N = {choice['at_steps']}"
+                     f"{'' if choice['reached'] else ', below the target ' + format(choice['target'], '.2f')})")
     return "\n".join(lines)
 
 

@@ -145,7 +145,18 @@ def build_report(run_dir: str | Path) -> str:
         prov = result.get("provenance", {})
         parts.append(f"<p>Weights evaluated: <b>{html.escape(str(prov.get('ema', '?')))}</b>; "
                      f"{prov.get('num_samples', '?')} samples per row from the same noise (seed {prov.get('noise_seed', '?')}). "
-                     "Lower is better for every metric.</p>")
+                     "Lower is better for every metric but class_accuracy (the share of samples the project's "
+                     "classifier assigns to the class asked for).</p>")
+        choice = result.get("guidance_choice")
+        if choice:
+            reached = "" if choice["reached"] else f", below the target {choice['target']:.2f}"
+            parts.append(f"<p>Guidance recommended by the evaluation: <b>{html.escape(choice['chosen'])}</b> (class accuracy "
+                         f"{choice['class_accuracy']:.3f} at N = {choice['at_steps']}{reached}).</p>")
+        per_class = result.get("class_accuracy_per_class")
+        if per_class:
+            k = len(next(iter(next(iter(per_class.values())).values())))
+            prow = [[key, n] + accs for key, per_n in per_class.items() for n, accs in per_n.items()]
+            parts.append("<h3>Class accuracy per class</h3>" + _table(["rows", "N"] + [f"class {c}" for c in range(k)], prow))
         for metric, why in (result.get("skipped_metrics") or {}).items():
             parts.append(f"<p class='warn'>Skipped {html.escape(metric)}: {html.escape(why)}</p>")
         sel = result.get("ema_selection")

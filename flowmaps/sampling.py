@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from .flow_map import FlowMap
+from .guidance import class_condition, guided_velocity, null_label
 
 ODESolver = Literal["euler", "heun", "rk4"]
 ODE_SOLVERS: dict[str, int] = {"euler": 1, "heun": 2, "rk4": 4}
@@ -56,17 +57,23 @@ def sample_map(fm: FlowMap, x: Tensor, grid: Sequence[float] | Tensor | int, **c
 
 @torch.no_grad()
 def sample_ode(
-    fm: FlowMap, x: Tensor, grid: Sequence[float] | Tensor | int, solver: ODESolver = "euler", **cond: Any
+    fm: FlowMap, x: Tensor, grid: Sequence[float] | Tensor | int, solver: ODESolver = "euler",
+    guidance: float | None = None, **cond: Any,
 ) -> Tensor:
     """Integrate dx/dt = v_{t,t}(x), the model's own diagonal velocity, over the grid.
 
     The flow-matching baseline of the same network: "euler" (1 NFE per step), "heun" (2), "rk4" (4).
+    ``guidance`` alpha (a class-conditional model, labels in ``cond["y"]``): ordinary
+    classifier-free guidance, v(null) + alpha (v(y) - v(null)), at twice the network calls.
     """
     if solver not in ODE_SOLVERS:
         raise ValueError(f"unknown ODE solver {solver!r}; choose one of {list(ODE_SOLVERS)}")
     g = uniform_grid(grid) if isinstance(grid, int) else as_grid(grid)
+    null = null_label(fm) if guidance is not None else 0
 
     def f(y: Tensor, tt: float) -> Tensor:
+        if guidance is not None:
+            return guided_velocity(fm, y, _times(y, tt), cond["y"], float(guidance), null)
         return fm.velocity(y, _times(y, tt), **cond)
 
     for a, b in zip(g[:-1].tolist(), g[1:].tolist()):
@@ -90,9 +97,22 @@ def sample(
     x: Tensor,
     steps: int,
     solver: Literal["map", "euler", "heun", "rk4"] = "map",
+    labels: Tensor | None = None,
+    guidance: float | None = None,
     **cond: Any,
 ) -> Tensor:
-    """Noise -> data with ``steps`` uniform steps, by the map ("map") or an ODE solver."""
+    """Noise -> data with ``steps`` uniform steps, by the map ("map") or an ODE solver.
+
+    A class-conditional model takes ``labels`` [B] (0..K-1; K: unconditional) and a guidance
+    scale: the guided map's input alpha (one call per step; :func:`flowmaps.guidance.class_condition`)
+    or, for an ODE solver, classifier-free guidance (two calls per step). None: no guidance.
+    """
+    if labels is not None:
+        if solver == "map":
+            return sample_map(fm, x, steps, **cond, **class_condition(fm, labels, guidance))
+        return sample_ode(fm, x, steps, solver, guidance, **cond, **class_condition(fm, labels))  # type: ignore[arg-type]
+    if guidance is not None:
+        raise ValueError("guidance needs class labels: pass labels")
     if solver == "map":
         return sample_map(fm, x, steps, **cond)
     return sample_ode(fm, x, steps, solver, **cond)  # type: ignore[arg-type]

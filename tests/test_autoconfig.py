@@ -19,6 +19,9 @@ def test_point_cloud_gets_an_mlp(tmp_path):
     assert all(c.why for c in choices)
     cfg = build_config(as_layer(choices))
     assert cfg.data.path.endswith("cloud.npy") and cfg.train.schedule == "wsd" and cfg.eval.ema == "auto"
+    assert cfg.loss.coupling == "minibatch_ot" and cfg.net.activation == "silu"
+    # a set scored against its exact (independent-coupling) map keeps the paper's coupling
+    assert _values(auto_config("gmm", device="cpu"))["loss.coupling"] == "independent"
 
 
 def test_named_sets_and_errors(tmp_path):

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .images import IMAGE_DATASETS, ImageData, load_images
-from .toy2d import TOY, load_points
+from .toy2d import LABELLED_TOY, TOY, load_points
 
 
 def stream_generator(seed: int, step: int, shard: int, stream: int = 0) -> torch.Generator:
@@ -36,29 +36,36 @@ class DataSource(ABC):
 
 
 class SamplerSource(DataSource):
-    """An infinite 2-D distribution: fresh draws each step."""
+    """An infinite 2-D distribution: fresh draws each step. A labelled sampler returns
+    (points, labels in 0..num_classes-1); a plain one returns points (labels are zeros)."""
 
-    def __init__(self, name: str, sampler: Callable[[int, torch.Generator], Tensor]) -> None:
-        self.name, self.sampler = name, sampler
-        self.shape = tuple(sampler(2, torch.Generator().manual_seed(0)).shape[1:])
+    def __init__(self, name: str, sampler: Callable[[int, torch.Generator], Tensor | tuple[Tensor, Tensor]],
+                 num_classes: int = 0) -> None:
+        self.name, self.sampler, self.num_classes = name, sampler, num_classes
+        self.shape = tuple(self._draw(2, torch.Generator().manual_seed(0))[0].shape[1:])
+
+    def _draw(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        out = self.sampler(n, generator)
+        return out if isinstance(out, tuple) else (out, torch.zeros(n, dtype=torch.long))
 
     def batch(self, seed, step, shard, num_shards, per_shard):
-        x = self.sampler(per_shard, stream_generator(seed, step, shard, 1))
-        return x, torch.zeros(per_shard, dtype=torch.long)
+        return self._draw(per_shard, stream_generator(seed, step, shard, 1))
 
     def reference(self, n, seed=0):
-        return self.sampler(n, torch.Generator().manual_seed(seed + 7919))
+        return self._draw(n, torch.Generator().manual_seed(seed + 7919))[0]
 
 
 class ArraySource(DataSource):
     """A finite data set, visited in seeded random order epoch after epoch (no repeats within one)."""
 
-    def __init__(self, name: str, data: ImageData | Tensor, flip: bool = False) -> None:
+    def __init__(self, name: str, data: ImageData | Tensor, flip: bool = False, labels: Tensor | None = None) -> None:
         self.name, self.flip = name, flip
+        self.labels = labels
         if isinstance(data, Tensor):
             self.points: Tensor | None = data.float()
             self.images = None
-            self.size, self.shape, self.num_classes = data.shape[0], tuple(data.shape[1:]), 0
+            self.size, self.shape = data.shape[0], tuple(data.shape[1:])
+            self.num_classes = int(labels.max()) + 1 if labels is not None else 0
         else:
             self.points, self.images = None, data
             self.size, self.shape, self.num_classes = len(data), data.shape, data.num_classes
@@ -84,7 +91,8 @@ class ArraySource(DataSource):
     def batch(self, seed, step, shard, num_shards, per_shard):
         idx = self.indices(seed, step, per_shard * num_shards)[shard * per_shard : (shard + 1) * per_shard]
         if self.points is not None:
-            return self.points[torch.from_numpy(idx)], torch.zeros(per_shard, dtype=torch.long)
+            i = torch.from_numpy(idx)
+            return self.points[i], self.labels[i] if self.labels is not None else torch.zeros(per_shard, dtype=torch.long)
         assert self.images is not None
         return self.images.batch(idx, flip=self.flip, generator=stream_generator(seed, step, shard, 2))
 
@@ -97,14 +105,19 @@ class ArraySource(DataSource):
 
 
 def build_source(name: str, path: str | None = None, cache: str | None = None, resolution: int | None = None,
-                 flip: bool = False) -> DataSource:
-    """A :class:`DataSource` by data-set name (see :mod:`flowmaps.data`)."""
+                 flip: bool = False, label_column: int | None = None) -> DataSource:
+    """A :class:`DataSource` by data-set name (see :mod:`flowmaps.data`); ``label_column``: the
+    column of a point file that holds class labels."""
+    if name in LABELLED_TOY:
+        num_classes, labelled = LABELLED_TOY[name]
+        return SamplerSource(name, labelled, num_classes)
     if name in TOY:
         return SamplerSource(name, TOY[name])
     if name == "points":
         if not path:
             raise FileNotFoundError("data.name=points needs data.path: a .npy or .csv file of shape [N, D]")
-        return ArraySource(name, load_points(path))
+        points, labels = load_points(path, label_column)
+        return ArraySource(name, points, labels=labels)
     if name in IMAGE_DATASETS:
         return ArraySource(name, load_images(name, path, resolution=resolution, cache_dir=cache), flip=flip)
     valid = sorted(TOY) + ["points"] + list(IMAGE_DATASETS)

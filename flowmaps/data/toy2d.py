@@ -1,4 +1,6 @@
 """2-D (and low-dimensional) data sets. Every sampler returns float32 points [n, D].
+The sets made of components also have labelled forms (:data:`LABELLED_TOY`): (points, the
+index of each point's component [n]) for class-conditional training.
 
 The checkerboard is the paper's exactly: uniform on the 8 cells (i + j even) of a 4 x 4 grid
 over [-1, 1]^2. "gaussian" and "gmm" have closed-form velocities (:mod:`flowmaps.exact`).
@@ -13,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..exact import GaussianMixtureProblem, GaussianProblem
+from ..exact import ClassMixtureProblem, GaussianMixtureProblem, GaussianProblem
 
 Sampler2D = Callable[[int, torch.Generator], Tensor]
 
@@ -34,19 +36,31 @@ def checkerboard_density(x: Tensor) -> Tensor:
     return filled.to(x.dtype) * 0.5
 
 
-def eight_gaussians(n: int, generator: torch.Generator | None = None, radius: float = 2.0, std: float = 0.1) -> Tensor:
-    angles = torch.randint(0, 8, (n,), generator=generator).float() * (2 * math.pi / 8)
+def labelled_eight_gaussians(n: int, generator: torch.Generator | None = None, radius: float = 2.0,
+                             std: float = 0.1) -> tuple[Tensor, Tensor]:
+    """(points [n, 2], the index of each point's Gaussian [n] in 0..7)."""
+    k = torch.randint(0, 8, (n,), generator=generator)
+    angles = k.float() * (2 * math.pi / 8)
     centers = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
-    return centers + std * torch.randn(n, 2, generator=generator)
+    return centers + std * torch.randn(n, 2, generator=generator), k
 
 
-def two_moons(n: int, generator: torch.Generator | None = None, noise: float = 0.05) -> Tensor:
+def eight_gaussians(n: int, generator: torch.Generator | None = None, radius: float = 2.0, std: float = 0.1) -> Tensor:
+    return labelled_eight_gaussians(n, generator, radius, std)[0]
+
+
+def labelled_two_moons(n: int, generator: torch.Generator | None = None, noise: float = 0.05) -> tuple[Tensor, Tensor]:
+    """(points [n, 2], which moon [n] in 0..1)."""
     which = torch.randint(0, 2, (n,), generator=generator)
     theta = torch.rand(n, generator=generator) * math.pi
     x = torch.where(which == 0, torch.cos(theta), 1 - torch.cos(theta))
     y = torch.where(which == 0, torch.sin(theta), 0.5 - torch.sin(theta))
     pts = torch.stack([x - 0.5, y - 0.25], dim=1) * 1.5
-    return pts + noise * torch.randn(n, 2, generator=generator)
+    return pts + noise * torch.randn(n, 2, generator=generator), which
+
+
+def two_moons(n: int, generator: torch.Generator | None = None, noise: float = 0.05) -> Tensor:
+    return labelled_two_moons(n, generator, noise)[0]
 
 
 def spirals(n: int, generator: torch.Generator | None = None, noise: float = 0.05) -> Tensor:
@@ -81,8 +95,25 @@ def gmm_problem(sigma: float = 1.0) -> GaussianMixtureProblem:
     )
 
 
-def load_points(path: str | Path) -> Tensor:
-    """A user point cloud from .npy or .csv (comma-separated, optional header), shape [N, D]."""
+def two_class_problem(sigma: float = 1.0) -> ClassMixtureProblem:
+    """Two classes, one 2-D Gaussian each, overlapping a little: closed-form conditional,
+    unconditional and guided velocities (the guided-map test problem, App. F.5)."""
+    mixture = GaussianMixtureProblem(
+        torch.tensor([0.5, 0.5]), torch.tensor([[-0.75, -0.25], [0.75, 0.25]]), torch.tensor([[0.1, 0.1], [0.1, 0.05]]), sigma)
+    return ClassMixtureProblem(mixture, torch.arange(2))
+
+
+def labelled_gmm(n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """(points [n, 2], the component of each [n] in 0..2) from :func:`gmm_problem`: the class
+    mixture of :class:`flowmaps.exact.ClassMixtureProblem` with one class per component."""
+    x, y = ClassMixtureProblem(gmm_problem(), torch.arange(3)).sample_data(n, generator)
+    return x.float(), y
+
+
+def load_points(path: str | Path, label_column: int | None = None) -> tuple[Tensor, Tensor | None]:
+    """A user point cloud from .npy or .csv (comma-separated, optional header): (points [N, D],
+    labels [N] or None). ``label_column`` (e.g. -1 for the last) holds integer class labels
+    0..K-1; it is taken out of the points."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"data.path {str(p)!r} does not exist: give a .npy or .csv file of shape [N, D]")
@@ -99,7 +130,15 @@ def load_points(path: str | Path) -> Tensor:
         raise ValueError(f"data.path {str(p)!r} holds shape {arr.shape}; expected [N, D] with N >= 2")
     if not np.isfinite(arr).all():
         raise ValueError(f"data.path {str(p)!r} contains NaN or Inf values")
-    return torch.as_tensor(arr, dtype=torch.float32)
+    if label_column is None:
+        return torch.as_tensor(arr, dtype=torch.float32), None
+    if not -arr.shape[1] <= label_column < arr.shape[1] or arr.shape[1] < 2:
+        raise ValueError(f"data.label_column {label_column} is outside the {arr.shape[1]} columns of {str(p)!r}")
+    labels = arr[:, label_column]
+    if (labels != np.round(labels)).any() or labels.min() < 0:
+        raise ValueError(f"data.label_column {label_column} of {str(p)!r} must hold integer class labels 0, 1, 2, ...")
+    points = np.delete(arr, label_column % arr.shape[1], axis=1)
+    return torch.as_tensor(points, dtype=torch.float32), torch.as_tensor(labels.astype(np.int64))
 
 
 TOY: dict[str, Sampler2D] = {
@@ -110,4 +149,20 @@ TOY: dict[str, Sampler2D] = {
     "pinwheel": pinwheel,
     "gaussian": lambda n, g=None: gaussian_problem().sample_data(n, g).float(),
     "gmm": lambda n, g=None: gmm_problem().sample_data(n, g).float(),
+    "twoclass": lambda n, g=None: labelled_two_class(n, g)[0],
 }
+
+LabelledSampler = Callable[[int, torch.Generator], "tuple[Tensor, Tensor]"]
+def labelled_two_class(n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """(points [n, 2], class [n] in 0..1) from :func:`two_class_problem`."""
+    x, y = two_class_problem().sample_data(n, generator)
+    return x.float(), y
+
+
+LABELLED_TOY: dict[str, tuple[int, LabelledSampler]] = {
+    "twoclass": (2, labelled_two_class),
+    "8gaussians": (8, labelled_eight_gaussians),
+    "moons": (2, labelled_two_moons),
+    "gmm": (3, labelled_gmm),
+}
+"""Name -> (number of classes, sampler of (points, labels)) for the sets with natural classes."""

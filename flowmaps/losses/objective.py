@@ -14,13 +14,16 @@ from typing import Any, Callable, Literal
 import torch
 from torch import Tensor
 
+from ..coupling import COUPLINGS, couple
 from ..flow_map import FlowMap, dropout_disabled, has_active_dropout
+from ..guidance import GUIDANCE_SAMPLINGS, drop_labels, guided_fm_correction, sample_guidance
 from ..interpolants import Interpolant, LinearInterpolant, sample_base
 from ..jvp import JVP_BACKENDS, JVPBackend
 from .consistency import consistency_residual
 from .curriculum import FULL, CurriculumStage, curriculum_stage
 from .diagonal import flow_matching_residual
 from .eulerian import EULERIAN_STOPGRADS, EulerianStopGrad, emd_residual, esd_residual, meanflow_residual
+from .guided import guided_esd_residual, guided_lsd_residual, guided_psd_residual
 from .lagrangian import Velocity, lmd_residual, lsd_residual, lsd_semigradient_residual
 from .progressive import MapFn, pfmm_residual, psd_residual, shortcut_residual
 from .times import TIME_SAMPLINGS, sample_diagonal, sample_dyadic, sample_off_diagonal
@@ -56,6 +59,10 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("pfmm", "progressive flow map matching (eq 30) from a frozen map", student_form=True, teacher="map"),
     ]
 }
+
+
+GUIDED_METHODS: tuple[str, ...] = ("lsd", "esd", "psd-u", "psd-m")
+"""Methods with a guided form (eqs 100-102)."""
 
 
 @dataclass
@@ -96,6 +103,16 @@ class ObjectiveConfig:
     curriculum_fm, curriculum_ramp: the App. F.2 curriculum as fractions of the run: flow matching
         only for the first ``curriculum_fm``, then the largest jump t - s grows linearly to 1 over
         the next ``curriculum_ramp`` (see :mod:`flowmaps.losses.curriculum`). Off (0, 0) by default.
+    coupling, coupling_chunk: how noise is paired with data (:mod:`flowmaps.coupling`):
+        ``independent`` (the paper) or ``minibatch_ot`` (exact assignment within chunks).
+    label_dropout: probability that a sample's label ``y`` becomes the null label (class-conditional
+        training; the unconditional velocity is learned from the dropped ones).
+    guidance_max, guidance_sampling: a guided flow map (App. F.5, :mod:`flowmaps.losses.guided`):
+        each off-diagonal sample draws its scale alpha in [0, guidance_max]
+        (:func:`flowmaps.guidance.sample_guidance`); half of the diagonal runs at alpha = 1 (flow
+        matching), the other half draws alpha and regresses on the guided target
+        (:func:`flowmaps.guidance.guided_fm_correction`). 0: no guidance.
+        Methods lsd, esd, psd-u and psd-m; needs labels and label_dropout > 0.
     """
 
     method: str = "lsd"
@@ -116,6 +133,11 @@ class ObjectiveConfig:
     pfmm_gamma: Literal["uniform", "midpoint"] = "uniform"
     curriculum_fm: float = 0.0
     curriculum_ramp: float = 0.0
+    coupling: Literal["independent", "minibatch_ot"] = "independent"
+    coupling_chunk: int = 64
+    label_dropout: float = 0.0
+    guidance_max: float = 0.0
+    guidance_sampling: Literal["uniform", "log_uniform"] = "uniform"
 
     def validate(self) -> None:
         """Raise ValueError with the valid choices for any bad field."""
@@ -132,6 +154,8 @@ class ObjectiveConfig:
             "jvp_backend": ("auto", *JVP_BACKENDS),
             "esd_stopgrad": EULERIAN_STOPGRADS,
             "pfmm_gamma": ("uniform", "midpoint"),
+            "guidance_sampling": GUIDANCE_SAMPLINGS,
+            "coupling": COUPLINGS,
         }
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
@@ -147,6 +171,18 @@ class ObjectiveConfig:
         if self.curriculum_ramp > 0 and (self.time_sampling == "logit_normal" or self.method == "shortcut"):
             raise ValueError("the jump curriculum (curriculum_ramp > 0) needs uniform or uniform_gap time sampling "
                              "and a method other than shortcut")
+        if self.coupling == "minibatch_ot" and self.coupling_chunk < 2:
+            raise ValueError(f"coupling_chunk must be at least 2 for minibatch_ot, got {self.coupling_chunk}")
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
+        if not self.guidance_max >= 0:
+            raise ValueError(f"guidance_max must be >= 0, got {self.guidance_max}")
+        if self.guidance_max > 0 and self.method not in GUIDED_METHODS:
+            raise ValueError(f"a guided flow map (guidance_max > 0) trains with {', '.join(GUIDED_METHODS)}, "
+                             f"not {self.method!r}")
+        if self.guidance_max > 0 and self.label_dropout <= 0:
+            raise ValueError("a guided flow map needs label_dropout > 0: the unconditional velocity is learned "
+                             "from the dropped labels")
         levels = math.log2(self.shortcut_max_steps) if self.shortcut_max_steps > 0 else -1
         if levels < 1 or levels != int(levels):
             raise ValueError(f"shortcut_max_steps must be a power of two >= 2, got {self.shortcut_max_steps}")
@@ -211,6 +247,8 @@ class Objective:
         sigma: base noise scale, x0 = sigma N(0, I).
         interpolant: defaults to the linear one.
         teacher: a :class:`Teacher`, required by lmd / emd (velocity) and pfmm (map).
+        num_classes: K for class-conditional training (labels ``cond["y"]`` in 0..K-1; K is the
+            null label of label dropout and guidance).
     Call with the flow map, a data batch x1 [B, ...], optional conditioning tensors [B, ...]
     (e.g. class labels), a generator and the curriculum stage (:meth:`stage`; default: the full
     objective); returns a :class:`LossOutput`.
@@ -222,8 +260,13 @@ class Objective:
         sigma: float,
         interpolant: Interpolant | None = None,
         teacher: Teacher | None = None,
+        num_classes: int = 0,
     ) -> None:
         config.validate()
+        if (config.label_dropout > 0 or config.guidance_max > 0) and num_classes < 1:
+            raise ValueError("label dropout and guidance need class labels: train on a labelled data set with "
+                             "data.conditional=true")
+        self.num_classes = int(num_classes)
         self.config = config
         self.spec = METHODS[config.method]
         self.sigma = float(sigma)
@@ -268,20 +311,24 @@ class Objective:
         B = x1.shape[0]
         n_d, n_o = (B, 0) if stage.diagonal_only else split_batch(B, self.eta)
         dev, dt = x1.device, x1.dtype
-        x0 = sample_base(x1, self.sigma, generator)
+        x0 = couple(sample_base(x1, self.sigma, generator), x1, self.config.coupling, self.config.coupling_chunk)
         c = self.config
         t_d = sample_diagonal(n_d, generator, dev, dt, c.time_sampling, c.time_mu, c.time_std)
         diag = self.interpolant.sample(x0[:n_d], x1[:n_d], t_d)
         off = self._off_batch(x0[n_d:], x1[n_d:], generator, stage.max_gap) if n_o else None
+        cond = self._condition(cond, n_d, n_o, generator, dev, dt)
         cond_d, cond_o = _split_cond(cond, n_d)
+        target_d = diag.dx_t
+        if "alpha" in cond_d and n_d:
+            target_d = target_d + guided_fm_correction(fm, diag.x_t, t_d, cond_d["y"], cond_d["alpha"], self.num_classes)
 
         student_v = None
         if off is not None and self.spec.student_form and not has_active_dropout(fm) and n_d:
             # One network call carries the diagonal and the off-diagonal student (both with gradient).
             v = fm.v(torch.cat([diag.x_t, off.x_s]), torch.cat([t_d, off.s]), torch.cat([t_d, off.t]), **cond)
-            r_d, student_v = v[:n_d] - diag.dx_t, v[n_d:]
+            r_d, student_v = v[:n_d] - target_d, v[n_d:]
         else:
-            r_d = flow_matching_residual(fm, diag.x_t, t_d, diag.dx_t, **cond_d)
+            r_d = flow_matching_residual(fm, diag.x_t, t_d, target_d, **cond_d)
         if off is not None:
             with dropout_disabled(fm):
                 r_o = self.off_diagonal_residual(fm, off, student_v, **cond_o)
@@ -313,6 +360,20 @@ class Objective:
             t_off=t_o,
         )
 
+    def _condition(self, cond: dict[str, Tensor], n_d: int, n_o: int, generator: torch.Generator | None,
+                   dev: torch.device, dt: torch.dtype) -> dict[str, Tensor]:
+        """Label dropout on ``cond["y"]``, and the guidance scales: 1 on the first half of the
+        diagonal (plain flow matching), drawn for the rest of the batch."""
+        c = self.config
+        if "y" not in cond or not (c.label_dropout > 0 or c.guidance_max > 0):
+            return cond
+        cond = {**cond, "y": drop_labels(cond["y"], c.label_dropout, self.num_classes, generator)}
+        if c.guidance_max > 0:
+            n_plain = n_d - n_d // 2
+            drawn = sample_guidance(n_d + n_o - n_plain, c.guidance_max, c.guidance_sampling, generator, dev, dt)
+            cond["alpha"] = torch.cat([torch.ones(n_plain, device=dev, dtype=dt), drawn])
+        return cond
+
     # -- off-diagonal branch --------------------------------------------------------------------
     def _off_batch(self, x0: Tensor, x1: Tensor, generator: torch.Generator | None, max_gap: float = 1.0) -> OffDiagonalBatch:
         n, dev, dt = x0.shape[0], x0.device, x0.dtype
@@ -330,7 +391,10 @@ class Objective:
     def off_diagonal_residual(
         self, fm: FlowMap, ob: OffDiagonalBatch, student_v: Tensor | None = None, **cond: Any
     ) -> Tensor:
-        """The per-sample distillation residual of the configured method, [M_o, ...]."""
+        """The per-sample distillation residual of the configured method, [M_o, ...] (the guided
+        form, eqs 100-102, when ``cond`` holds the guidance scales ``alpha``)."""
+        if "alpha" in cond:
+            return _GUIDED[self.config.method](self, fm, ob, student_v, cond)
         return _OFF_DIAGONAL[self.config.method](self, fm, ob, student_v, cond)
 
     def _gamma(self, ob: OffDiagonalBatch, uniform: bool) -> Tensor | float:
@@ -362,5 +426,20 @@ _OFF_DIAGONAL: dict[str, Residual] = {
     "emd": lambda o, fm, b, sv, c: emd_residual(fm, o.teacher.velocity, b.x_s, b.s, b.t, o.config.jvp_backend, **c),
     "pfmm": lambda o, fm, b, sv, c: pfmm_residual(
         fm, o.teacher.map, b.x_s, b.s, b.t, o._gamma(b, o.config.pfmm_gamma == "uniform"), sv, **c
+    ),
+}
+
+_GUIDED: dict[str, Residual] = {
+    "lsd": lambda o, fm, b, sv, c: guided_lsd_residual(
+        fm, b.x_s, b.s, b.t, c["y"], c["alpha"], o.num_classes, o.config.jvp_backend
+    ),
+    "esd": lambda o, fm, b, sv, c: guided_esd_residual(
+        fm, b.x_s, b.s, b.t, c["y"], c["alpha"], o.num_classes, o.config.esd_stopgrad, o.config.jvp_backend, sv
+    ),
+    "psd-u": lambda o, fm, b, sv, c: guided_psd_residual(
+        fm, b.x_s, b.s, b.t, c["y"], c["alpha"], o.num_classes, o._gamma(b, True), sv
+    ),
+    "psd-m": lambda o, fm, b, sv, c: guided_psd_residual(
+        fm, b.x_s, b.s, b.t, c["y"], c["alpha"], o.num_classes, 0.5, sv
     ),
 }

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..config import ConfigError
 
-IMAGE_METRICS: tuple[str, ...] = ("fid", "kid", "fd_classifier")
+IMAGE_METRICS: tuple[str, ...] = ("fid", "kid", "fd_classifier", "class_accuracy")
 _INCEPTION: dict[str, Any] = {}
 PROVENANCE: dict[str, Any] = {}
 """Facts about the last image-metric evaluation (weights checksum, reference statistics...)."""
@@ -49,6 +49,33 @@ def reference_inception_stats(cfg: Any, source: Any, extractor: Any) -> tuple[np
     return mu, sigma, str(path)
 
 
+def _project_classifier(cfg: Any, source: Any) -> tuple[Any, Tensor]:
+    """The classifier behind ``fd_classifier`` and ``class_accuracy`` (trained once, cached) and
+    the training images [n, C, H, W]."""
+    from .classifier import load_or_train_classifier
+
+    if source is None or not getattr(source, "num_classes", 0) or getattr(source, "images", None) is None:
+        raise ConfigError("fd_classifier and class_accuracy need a labelled image data set (digits, mnist, "
+                          "fashion-mnist, cifar10)")
+    images, labels = source.images.batch(np.arange(len(source.images)))
+    model, acc = load_or_train_classifier(cfg.data.name, _cache_dir(cfg), images, labels, source.num_classes)
+    PROVENANCE.update({"fd_classifier": f"flowmaps FeatureClassifier trained on {cfg.data.name} (seed 0), "
+                       f"held-out accuracy {acc:.3f}; reference: the whole training set; not FID"})
+    return model, images
+
+
+def class_accuracy(samples: Tensor, labels: Tensor, cfg: Any, source: Any) -> tuple[float, list[float]]:
+    """How often the project's classifier recognises the requested class: (the mean over samples,
+    one accuracy per class), for image samples [n, C, H, W] in [-1, 1] asked for ``labels`` [n]."""
+    model, _ = _project_classifier(cfg, source)
+    with torch.no_grad():
+        pred = torch.cat([model(samples[i : i + 1024].clamp(-1, 1)).argmax(1) for i in range(0, len(samples), 1024)])
+    hit = (pred == labels).float()
+    per_class = [float(hit[labels == k].mean()) if bool((labels == k).any()) else float("nan")
+                 for k in range(source.num_classes)]
+    return float(hit.mean()), per_class
+
+
 def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> dict[str, float]:
     """Score image samples [n, C, H, W] in [-1, 1] by metric ``name``."""
     if name in ("fid", "kid"):
@@ -77,14 +104,9 @@ def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> dict[str,
         mean, _ = kernel_inception_distance(feats, ref)
         return {"kid": mean}
     if name == "fd_classifier":
-        from .classifier import classifier_frechet_distance, load_or_train_classifier
+        from .classifier import classifier_frechet_distance
 
-        if source is None or not getattr(source, "num_classes", 0):
-            raise ConfigError("fd_classifier needs a labelled image data set (digits, mnist, fashion-mnist, cifar10)")
-        images, labels = source.images.batch(np.arange(len(source.images)))
-        model, acc = load_or_train_classifier(cfg.data.name, _cache_dir(cfg), images, labels, source.num_classes)
-        PROVENANCE.update({"fd_classifier": f"flowmaps FeatureClassifier trained on {cfg.data.name} (seed 0), "
-                           f"held-out accuracy {acc:.3f}; reference: the whole training set; not FID"})
+        model, images = _project_classifier(cfg, source)
         return {"fd_classifier": classifier_frechet_distance(model, samples, images)}
     raise ConfigError(f"unknown metric {name!r} for {cfg.data.name}; choose from kl, map_mse, w2, sliced_w2, energy, "
                       + ", ".join(IMAGE_METRICS))

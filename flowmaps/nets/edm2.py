@@ -3,7 +3,8 @@
 v_{s,t}(x) = sigma_data * UNet(x / sigma_data; s, t - s) with sigma_data = 0.5, so the flow map
 X_{s,t}(x) = x + (t - s) v is the identity at initialisation (zero output gain).
 Shapes: x [B, C, H, W]; s, dt [B] raw times in [0, 1]; optional class labels y [B] (int64, the
-value ``num_classes`` is the null label for guidance).
+value ``num_classes`` is the null label for guidance) and, with ``guidance``, the guidance scale
+alpha [B] (App. F.5), embedded like the times (default 1: the plain conditional map).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class EDM2Config:
     attn_resolutions: list[int] = field(default_factory=lambda: [16])
     dropout: float = 0.13
     num_classes: int = 0
+    guidance: bool = False
     sigma_data: float = 0.5
     channels_per_head: int = 64
     res_balance: float = 0.3
@@ -120,6 +122,10 @@ class EDM2UNet(nn.Module):
         self.emb_s = MPConv(self.cnoise, cemb)
         self.emb_dt = MPConv(self.cnoise, cemb)
         self.emb_label = MPConv(cfg.num_classes, cemb) if cfg.num_classes else None
+        if cfg.guidance and not cfg.num_classes:
+            raise ValueError("a guided EDM2 UNet (guidance=True) needs num_classes > 0")
+        self.guidance, self.num_classes = cfg.guidance, cfg.num_classes
+        self.emb_alpha = MPConv(self.cnoise, cemb) if cfg.guidance else None
         self.logvar_linear = MPConv(cfg.logvar_channels, 1) if cfg.learned_weight else None
 
         self.enc = nn.ModuleDict()
@@ -148,9 +154,12 @@ class EDM2UNet(nn.Module):
                 self.dec[f"{res}x{res}_block{i}"] = Block(cin, cout, cemb, "dec", attn=res in cfg.attn_resolutions, cfg=cfg)
         self.out_conv = MPConv(cout, cfg.img_channels, (3, 3))
 
-    def embedding(self, s: Tensor, dt: Tensor, y: Tensor | None) -> Tensor:
-        """mp_silu(mp_sum(emb(s), emb(t - s)) [+ label]): [B, cemb]."""
+    def embedding(self, s: Tensor, dt: Tensor, y: Tensor | None, alpha: Tensor | None = None) -> Tensor:
+        """mp_silu(mp_sum(emb(s), emb(t - s)) [+ guidance scale] [+ label]): [B, cemb]."""
         emb = mp_sum(self.emb_s(positional_embedding(s, self.cnoise)), self.emb_dt(positional_embedding(dt, self.cnoise)))
+        if self.emb_alpha is not None:
+            a = torch.ones_like(s) if alpha is None else alpha
+            emb = mp_sum(emb, self.emb_alpha(positional_embedding(a, self.cnoise)), t=0.25)
         if self.emb_label is not None:
             if y is None:
                 raise ValueError("this network is class-conditional: pass labels y")
@@ -158,10 +167,10 @@ class EDM2UNet(nn.Module):
             emb = mp_sum(emb, self.emb_label(onehot * math.sqrt(self.cfg.num_classes)))
         return mp_silu(emb)
 
-    def forward(self, x: Tensor, s: Tensor, dt: Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, s: Tensor, dt: Tensor, y: Tensor | None = None, alpha: Tensor | None = None) -> Tensor:
         sd = self.cfg.sigma_data
         out_dtype = x.dtype
-        emb = self.embedding(s, dt, y)
+        emb = self.embedding(s, dt, y, alpha)
         h = x / sd
         h = torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
         if self.compute_dtype is not None:

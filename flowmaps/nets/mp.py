@@ -122,11 +122,17 @@ class MPConv(nn.Module):
         self._share = False
 
     def normalized_weight(self) -> Tensor:
-        """normalize(weight), computed once per :func:`shared_weights` block (with its graph)."""
-        if self._share and self._shared is not None:
-            return self._shared
+        """normalize(weight), computed once per :func:`shared_weights` block (with its graph).
+
+        A copy computed without gradient (a teacher call under ``torch.no_grad`` that came first
+        in the step) is never handed to a call that needs the gradient: that call computes and
+        caches one with its graph."""
+        cached = self._shared
+        if self._share and cached is not None and (cached.requires_grad or not (torch.is_grad_enabled()
+                                                                                and self.weight.requires_grad)):
+            return cached
         w = normalize(self.weight.to(_acc(self.weight.dtype)))
-        if self._share:
+        if self._share and (cached is None or w.requires_grad):
             self._shared = w
         return w
 

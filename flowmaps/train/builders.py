@@ -13,7 +13,7 @@ from ..nets.mlp import MLP
 
 def build_data(cfg: Config) -> DataSource:
     d = cfg.data
-    return build_source(d.name, d.path, d.cache, d.resolution, d.flip)
+    return build_source(d.name, d.path, d.cache, d.resolution, d.flip, d.label_column)
 
 
 def resolve_run_sigma(cfg: Config, source: DataSource) -> float:
@@ -26,11 +26,13 @@ def resolve_run_sigma(cfg: Config, source: DataSource) -> float:
 def build_flow_map(cfg: Config, shape: tuple[int, ...], num_classes: int, sigma: float) -> FlowMap:
     """The network of ``cfg.net`` wrapped as a flow map (MLP: inputs (s, t); EDM2: (s, t - s))."""
     n = cfg.net
+    guided = cfg.loss.guidance_max > 0
     if n.kind == "mlp":
         if len(shape) != 1:
             raise ConfigError(f"net.kind=mlp needs flat data [N, D], but {cfg.data.name} has shape {list(shape)}; use net.kind=edm2")
         net = MLP(dim=shape[0], width=n.width, depth=n.depth, sigma=sigma, learned_weight=n.learned_weight,
-                  time_features=n.time_features, x_features=n.x_features)
+                  time_features=n.time_features, x_features=n.x_features, activation=n.activation,
+                  num_classes=num_classes if cfg.data.conditional else 0, guidance=guided)
         return FlowMap(net, time_input=n.time_input)  # type: ignore[arg-type]
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ConfigError(f"net.kind=edm2 needs square images [C, H, H], but {cfg.data.name} has shape {list(shape)}")
@@ -40,7 +42,7 @@ def build_flow_map(cfg: Config, shape: tuple[int, ...], num_classes: int, sigma:
     ecfg = EDM2Config(
         img_resolution=shape[1], img_channels=shape[0], model_channels=n.model_channels, channel_mult=list(n.channel_mult),
         num_blocks=n.num_blocks, attn_resolutions=list(n.attn_resolutions), dropout=n.dropout,
-        num_classes=num_classes if cfg.data.conditional else 0, sigma_data=sigma,
+        num_classes=num_classes if cfg.data.conditional else 0, guidance=guided, sigma_data=sigma,
         channels_per_head=n.channels_per_head, learned_weight=n.learned_weight,
     )
     dtype = torch.bfloat16 if cfg.train.precision == "bf16" else None

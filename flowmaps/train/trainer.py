@@ -124,12 +124,20 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.source = build_data(cfg)
         self.sigma = resolve_run_sigma(cfg, self.source)
+        if cfg.data.conditional and not self.source.num_classes:
+            raise ConfigError(f"data.conditional=true needs class labels, and {cfg.data.name} has none (labelled: digits, "
+                              "mnist, fashion-mnist, cifar10, afhq64, a folder of class subfolders, gmm, 8gaussians, "
+                              "moons, points with data.label_column)")
         self.fm: FlowMap = build_flow_map(cfg, self.source.shape, self.source.num_classes, self.sigma).to(self.device)
-        self.objective = Objective(cfg.objective_config(), self.sigma, get_interpolant(cfg.interpolant), self._teacher())
+        num_classes = self.source.num_classes if cfg.data.conditional else 0
+        self.objective = Objective(cfg.objective_config(), self.sigma, get_interpolant(cfg.interpolant), self._teacher(),
+                                   num_classes)
         self.opt = torch.optim.RAdam(self.fm.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas), eps=1e-8)
         self.step = 0
         self.bad_steps = 0
         self.grad_history: list[float] = []  # gradient norms of the last accepted steps (spike guard)
+        self.lr_scale = 1.0  # halved by each recovery from a divergence
+        self.recoveries: list[dict[str, Any]] = []
         self.budget: dict[str, Any] | None = None
         self.init: dict[str, Any] | None = None
         if cfg.train.init and not resume:  # before the EMAs copy the weights
@@ -177,6 +185,8 @@ class Trainer:
         self.step = int(state["step"])
         self.bad_steps = int(state.get("bad_steps", 0))
         self.grad_history = [float(g) for g in state.get("grad_history", [])]
+        self.lr_scale = float(state.get("lr_scale", 1.0))
+        self.recoveries = list(state.get("recoveries", []))
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
@@ -189,6 +199,8 @@ class Trainer:
             "step": self.step,
             "bad_steps": self.bad_steps,
             "grad_history": list(self.grad_history),
+            "lr_scale": self.lr_scale,
+            "recoveries": list(self.recoveries),
             "ema_count": self.ema.count,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
@@ -208,7 +220,7 @@ class Trainer:
         curriculum stage (default: the one this step's position in the run gives)."""
         cfg, step = self.cfg, self.step
         stage = stage or self.objective.stage(step, cfg.train.steps)
-        lr = lr_at(step, cfg)  # a pure function of the step and the run's length
+        lr = lr_at(step, cfg) * self.lr_scale  # a pure function of the step, the run's length and its recoveries
         for group in self.opt.param_groups:
             group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
@@ -381,7 +393,12 @@ class Trainer:
         t0 = time.perf_counter()
         try:
             while self.step < cfg.train.steps:
-                record = self.train_step()
+                try:
+                    record = self.train_step()
+                except TrainingDiverged as e:
+                    self.recover(e)
+                    window, t0 = [], time.perf_counter()
+                    continue
                 window.append(record)
                 if bar is not None:
                     bar.update(1)
@@ -403,6 +420,29 @@ class Trainer:
                 self.writer.close()
         D.barrier(self.dist)
         return self.out
+
+    def recover(self, error: TrainingDiverged) -> None:
+        """Go back to the last checkpoint and continue with the learning rate halved, at most
+        ``train.recover`` times in a run; re-raise ``error`` when none is left or there is no
+        checkpoint. The batches are a pure function of the step, so the replay sees the same
+        data: only the smaller steps change the path. The recovery is reported (stderr, run.json)
+        and checkpointed, so a resumed run keeps its learning rate."""
+        ckpt = latest_checkpoint(self.out / "checkpoints")
+        if len(self.recoveries) >= self.cfg.train.recover or ckpt is None:
+            if self.recoveries:
+                raise TrainingDiverged(f"{error} (after {len(self.recoveries)} restart(s) from a checkpoint with the "
+                                       f"learning rate halved)") from None
+            raise error
+        diverged_at = self.step + 1
+        self._restore(ckpt)
+        self.lr_scale *= 0.5
+        self.recoveries.append({"diverged_at": diverged_at, "restarted_from": self.step, "lr_scale": self.lr_scale})
+        if self.dist.is_main:
+            print(f"flowmaps: training diverged at step {diverged_at}; restarting from the step-{self.step} checkpoint with "
+                  f"the learning rate halved (recovery {len(self.recoveries)} of {self.cfg.train.recover})", file=sys.stderr)
+            meta = json.loads((self.out / "run.json").read_text())
+            meta["recoveries"] = self.recoveries
+            write_text_atomic(self.out / "run.json", json.dumps(meta, indent=2))
 
     def _periodic_eval(self) -> None:
         from ..evaluate import evaluate_flow_map

@@ -36,7 +36,7 @@ def test_points_from_npy_and_csv(tmp_path):
     np.save(tmp_path / "p.npy", pts)
     np.savetxt(tmp_path / "p.csv", pts, delimiter=",", header="a,b,c", comments="")
     for f in ("p.npy", "p.csv"):
-        x = load_points(tmp_path / f)
+        x, _ = load_points(tmp_path / f)
         assert x.shape == (100, 3) and torch.allclose(x, torch.tensor(pts, dtype=torch.float32), atol=1e-6)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_points(tmp_path / "missing.npy")
@@ -64,3 +64,32 @@ def test_sampler_source_shards_differ():
     a, _ = src.batch(0, 0, 0, 2, 16)
     b, _ = src.batch(0, 0, 1, 2, 16)
     assert not torch.equal(a, b) and torch.equal(a, src.batch(0, 0, 0, 2, 16)[0])
+
+
+def test_labelled_sets_and_a_label_column(tmp_path):
+    from flowmaps.data.source import SamplerSource
+
+    src = build_source("gmm")
+    assert isinstance(src, SamplerSource) and src.num_classes == 3
+    x, y = src.batch(0, 0, 0, 1, 4000)
+    assert x.shape == (4000, 2) and set(y.tolist()) == {0, 1, 2}
+    # each label sits on its own component of the mixture
+    means = torch.stack([x[y == k].mean(0) for k in range(3)])
+    assert torch.allclose(means, torch.tensor([[-1.0, -0.5], [1.0, -0.5], [0.0, 1.0]]), atol=0.05)
+    assert torch.equal(TOY["gmm"](64, torch.Generator().manual_seed(3)), build_source("gmm").sampler(64, torch.Generator().manual_seed(3))[0])
+    assert build_source("checker").num_classes == 0
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([rng.standard_normal((50, 2)), rng.integers(0, 4, (50, 1))], axis=1)
+    np.save(tmp_path / "l.npy", pts)
+    lab = build_source("points", str(tmp_path / "l.npy"), label_column=-1)
+    assert lab.shape == (2,) and lab.num_classes == int(pts[:, 2].max()) + 1
+    xb, yb = lab.batch(0, 0, 0, 1, 10)
+    assert xb.shape == (10, 2) and yb.dtype == torch.long
+    points, labels = load_points(tmp_path / "l.npy", 2)
+    assert torch.equal(labels, torch.as_tensor(pts[:, 2].astype(np.int64))) and points.shape == (50, 2)
+    pts[0, 2] = 0.5
+    np.save(tmp_path / "bad.npy", pts)
+    with pytest.raises(ValueError, match="integer class labels"):
+        load_points(tmp_path / "bad.npy", -1)
+    with pytest.raises(ValueError, match="outside"):
+        load_points(tmp_path / "l.npy", 5)

@@ -117,3 +117,20 @@ def test_dropout_and_shared_weights_keep_gradients():
         (fm.X(x, s, t).square().sum() + fm.X(x, t, t).square().sum()).backward()
     shared = torch.cat([p.grad.flatten() for p in fm.parameters() if p.grad is not None])
     assert torch.allclose(plain, shared, rtol=1e-5, atol=1e-7)
+
+
+def test_shared_weights_after_a_gradient_free_call_still_give_gradients():
+    """A teacher call under no_grad that comes first in a step must not leave a graph-less
+    normalised weight for the student's call (the guided diagonal target does exactly that)."""
+    fm = FlowMap(_randomised(SMALL), time_input="s_dt")
+    x, s, t = torch.randn(4, 1, 8, 8), torch.rand(4) * 0.5, torch.rand(4) * 0.5 + 0.5
+    fm.zero_grad()
+    fm.X(x, s, t).square().sum().backward()
+    plain = torch.cat([p.grad.flatten() for p in fm.parameters() if p.grad is not None])
+    fm.zero_grad()
+    with fm.shared_weights():
+        with torch.no_grad():
+            fm.X(x, t, t)
+        fm.X(x, s, t).square().sum().backward()
+    shared = torch.cat([p.grad.flatten() for p in fm.parameters() if p.grad is not None])
+    assert plain.abs().sum() > 0 and torch.allclose(plain, shared, rtol=1e-5, atol=1e-7)

@@ -110,6 +110,44 @@ def test_a_gradient_spike_is_skipped_and_training_goes_on(tmp_path, monkeypatch)
     assert preset("checker")["train"]["skip_spikes"] == 0.0
 
 
+@pytest.mark.parametrize("recover", [0, 2])
+def test_a_diverged_run_goes_back_to_its_checkpoint_with_half_the_learning_rate(tmp_path, monkeypatch, recover):
+    """Steps 25.. go bad (as a run whose weights drifted would) until the run recovers: it restarts
+    from its step-20 checkpoint with the learning rate halved, finishes, and records why; with
+    train.recover=0 it stops at once."""
+    tr = Trainer(_cfg(steps=40, max_bad_steps=3, recover=recover), tmp_path / f"r{recover}")
+    real = tr.objective.__call__
+    state = {"poison": True}
+
+    def flaky(fm, x1, cond=None, generator=None, stage=None):
+        out = real(fm, x1, cond, generator, stage)
+        if state["poison"] and tr.step >= 24:
+            out.loss = out.loss * float("nan")
+        return out
+
+    flaky.stage = tr.objective.stage
+    monkeypatch.setattr(tr, "objective", flaky)
+    real_recover = tr.recover
+
+    def recover_once(error):
+        real_recover(error)
+        state["poison"] = False
+
+    monkeypatch.setattr(tr, "recover", recover_once)
+    if recover == 0:
+        with pytest.raises(TrainingDiverged, match="consecutive steps"):
+            tr.fit()
+        return
+    tr.fit()
+    assert tr.step == 40 and tr.lr_scale == 0.5
+    assert tr.recoveries == [{"diverged_at": 27, "restarted_from": 20, "lr_scale": 0.5}]
+    meta = json.loads((tmp_path / "r2" / "run.json").read_text())
+    assert meta["recoveries"] == tr.recoveries
+    _, _, ck = load_checkpoint(list_checkpoints(tmp_path / "r2" / "checkpoints")[-1])
+    assert ck["lr_scale"] == 0.5 and ck["recoveries"] == tr.recoveries  # a resumed run keeps the halved rate
+    assert preset("checker")["train"]["recover"] == 0  # the paper's presets stop instead
+
+
 def test_checkpoints_are_atomic_pruned_and_never_hold_nan(tmp_path):
     root = tmp_path / "ck"
     w = {"w": torch.ones(3)}

@@ -50,7 +50,7 @@ class NetConfig:
     MLP: width, depth, time_features (Fourier features of the times, 0 = the paper's raw times),
     x_features (Fourier features of the point, 0 = the paper's raw input),
     time_input (``s_t``: the network sees (s, t), the paper's; ``s_dt``: (s, t - s)),
-    activation (``gelu``, the paper's; ``silu``: as good and faster on a CPU; ``gelu_tanh``)."""
+    activation (``gelu``, the paper's; ``silu``: measured as good; ``gelu_tanh``)."""
 
     kind: str = "mlp"
     width: int = 512

@@ -15,9 +15,8 @@ ACTIVATIONS: dict[str, type[nn.Module] | functools.partial] = {
 class MLP(nn.Module):
     """Input [a, b, x / sigma] -> Dense(width)+act, then ``depth`` x [Dense(width)+act], Dense(D);
     output times sigma. The paper's checker network is width 512, depth 4 (five Dense-512 layers),
-    with GELU. ``activation``: ``gelu`` (the paper's), ``silu`` (the same shape of curve, and on a
-    CPU a training step about 1.35x faster: GELU's erf and its derivative are the costliest
-    element-wise kernels of a JVP step, see benchmarks/README.md) or ``gelu_tanh``.
+    with GELU. ``activation``: ``gelu`` (the paper's), ``silu`` (the same shape of curve; the same
+    quality and step time on the checkerboard, see benchmarks/README.md) or ``gelu_tanh``.
 
     x: [B, D]; a, b: [B] (the flow map's time inputs, (s, t) for the paper's MLP).
     ``learned_weight`` adds a small head w(s, t) -> [B] (the paper's checker leaves it unused).

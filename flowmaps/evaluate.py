@@ -16,8 +16,9 @@ from .config import Config, ConfigError
 from .data.source import DataSource
 from .data.toy2d import gaussian_problem, gmm_problem
 from .flow_map import FlowMap
+from .guidance import class_count
 from .metrics import MetricUnavailable, checker_kl, energy_distance, map_mse, sliced_wasserstein2, wasserstein2
-from .sampling import sample
+from .sampling import ODE_SOLVERS, sample
 
 SOLVERS = ("map", "euler", "heun", "rk4")
 
@@ -83,14 +84,14 @@ def generate(fm: FlowMap, noise: Tensor, steps: int, solver: str, batch_size: in
 def eval_labels(fm: FlowMap, n: int) -> Tensor | None:
     """Balanced class labels [n] (sample i asks for class i mod K) for a class-conditional flow
     map, None for an unconditional one."""
-    k = int(getattr(fm.net, "num_classes", 0))
+    k = class_count(fm)
     return torch.arange(n) % k if k else None
 
 
 def guidance_scales(cfg: Config, fm: FlowMap) -> list[float | None]:
     """The scales evaluated: None (the plain conditional model) then ``eval.guidance``, for a
     class-conditional model; [None] otherwise."""
-    if not getattr(fm.net, "num_classes", 0):
+    if not class_count(fm):
         return [None]
     return [None] + [float(g) for g in cfg.eval.guidance if float(g) != 1.0]
 
@@ -177,7 +178,7 @@ def evaluate_flow_map(
                         row.update(image_metric(m, x, cfg, source))
                     except MetricUnavailable as e:
                         skipped[m] = str(e)
-            calls = {"map": 1, "euler": 1, "heun": 2, "rk4": 4}[solver] * (2 if guidance is not None and solver != "map" else 1)
+            calls = ODE_SOLVERS.get(solver, 1) * (2 if guidance is not None and solver != "map" else 1)
             row["nfe"] = float(steps_n * calls)
             table[key][str(steps_n)] = row
             samples_for_plot[key][steps_n] = x[:20000] if len(shape) == 1 else x[:10]

@@ -83,9 +83,13 @@ class GaussianMixtureProblem:
         return self.means.shape[1]
 
     def sample_data(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.sample_components(n, generator)[0]
+
+    def sample_components(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(x [n, D], the component k [n] each point was drawn from)."""
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype)
-        return self.means[k] + self.vars[k].sqrt() * z
+        return self.means[k] + self.vars[k].sqrt() * z, k
 
     def velocity(self, x: Tensor, t: Tensor, log_prior: Tensor | None = None) -> Tensor:
         """Closed-form b_t(x) = sum_k p(k | I_t = x) b^k_t(x), [B, D].
@@ -139,10 +143,8 @@ class ClassMixtureProblem:
 
     def sample_data(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """(x [n, D], y [n]): points and the class of the component each came from."""
-        m = self.mixture
-        k = torch.multinomial(m.weights, n, replacement=True, generator=generator)
-        z = torch.randn(n, m.dim, generator=generator, dtype=m.means.dtype)
-        return m.means[k] + m.vars[k].sqrt() * z, self.classes[k]
+        x, k = self.mixture.sample_components(n, generator)
+        return x, self.classes[k]
 
     def velocity(self, x: Tensor, t: Tensor, y: Tensor) -> Tensor:
         """b_t(x; y) [B, D]: the velocity of the class-y data (unconditional where y is null)."""

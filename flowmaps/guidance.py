@@ -100,9 +100,14 @@ def guided_fm_correction(fm: FlowMap, x: Tensor, t: Tensor, y: Tensor, alpha: Te
     return out
 
 
+def class_count(fm: FlowMap) -> int:
+    """K, the number of classes of the flow map's network (0: unconditional)."""
+    return int(getattr(fm.net, "num_classes", 0))
+
+
 def null_label(fm: FlowMap) -> int:
     """The null label K of a class-conditional flow map (ValueError for an unconditional one)."""
-    k = int(getattr(fm.net, "num_classes", 0))
+    k = class_count(fm)
     if k < 1:
         raise ValueError("this flow map is not class-conditional (train with data.conditional=true)")
     return k

@@ -13,6 +13,8 @@ from ..config import ConfigError
 
 IMAGE_METRICS: tuple[str, ...] = ("fid", "kid", "fd_classifier", "class_accuracy")
 _INCEPTION: dict[str, Any] = {}
+_CLASSIFIERS: dict[tuple[str, str, str], tuple[Any, Any, Tensor, float]] = {}
+"""(data name, path, cache folder) -> (source, classifier, training images, held-out accuracy)."""
 PROVENANCE: dict[str, Any] = {}
 """Facts about the last image-metric evaluation (weights checksum, reference statistics...)."""
 
@@ -57,8 +59,14 @@ def _project_classifier(cfg: Any, source: Any) -> tuple[Any, Tensor]:
     if source is None or not getattr(source, "num_classes", 0) or getattr(source, "images", None) is None:
         raise ConfigError("fd_classifier and class_accuracy need a labelled image data set (digits, mnist, "
                           "fashion-mnist, cifar10)")
-    images, labels = source.images.batch(np.arange(len(source.images)))
-    model, acc = load_or_train_classifier(cfg.data.name, _cache_dir(cfg), images, labels, source.num_classes)
+    key = (cfg.data.name, str(cfg.data.path), str(_cache_dir(cfg)))
+    cached = _CLASSIFIERS.get(key)
+    if cached is not None and cached[0] is source:  # every row of an evaluation uses the same one
+        _, model, images, acc = cached
+    else:
+        images, labels = source.images.batch(np.arange(len(source.images)))
+        model, acc = load_or_train_classifier(cfg.data.name, _cache_dir(cfg), images, labels, source.num_classes)
+        _CLASSIFIERS[key] = (source, model, images, acc)
     PROVENANCE.update({"fd_classifier": f"flowmaps FeatureClassifier trained on {cfg.data.name} (seed 0), "
                        f"held-out accuracy {acc:.3f}; reference: the whole training set; not FID"})
     return model, images

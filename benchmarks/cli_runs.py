@@ -10,8 +10,9 @@ from flowmaps.cli import main as cli
 
 def train_via_cli(out: Path, *args: str) -> tuple[dict, dict]:
     """Run ``flowmaps train --out OUT ARGS --set train.progress=false``; exit on a non-zero status.
-    Returns the run's eval.json and run.json."""
+    Returns the run's eval.json ({} when trained with --no-eval) and run.json."""
     code = cli(["train", *args, "--out", str(out), "--set", "train.progress=false"])
     if code != 0:
         raise SystemExit(f"training {out.name} failed with status {code}")
-    return json.loads((out / "eval.json").read_text()), json.loads((out / "run.json").read_text())
+    result = json.loads((out / "eval.json").read_text()) if (out / "eval.json").is_file() else {}
+    return result, json.loads((out / "run.json").read_text())

@@ -55,7 +55,7 @@ def throughput(out: Path) -> dict:
     res = {}
     for dtype in ("fp32", "bf16"):
         f = out / f"step_cost_{dtype}.json"
-        subprocess.run([sys.executable, "benchmarks/step_cost.py", "--device", "cuda", "--nets", "unet-cifar10",
+        subprocess.run([sys.executable, "benchmarks/step_cost.py", "--device", "cuda", "--nets", "unet-cifar10", "dit-b2",
                         "--dtype", dtype, "--rounds", "3", "--steps", "5", "--json", str(f)], check=True)
         res[dtype] = json.loads(f.read_text())
     return res

@@ -33,7 +33,8 @@ from flowmaps.train.trainer import Trainer
 ALPHAS = (0.0, 1.0, 2.0, 3.0)
 
 
-def train(method: str, steps: int, batch: int, dropout: float, alpha_max: float, seed: int = 0) -> tuple[FlowMap, float, list]:
+def train(method: str, steps: int, batch: int, dropout: float, alpha_max: float, seed: int = 0,
+          lr: float | None = None) -> tuple[FlowMap, float, list]:
     """A guided map trained by the Trainer; returns it, the training seconds and its recoveries."""
     layer = preset("checker-cpu")
     layer.update({"method": method, "sigma": 1.0, "seed": seed,
@@ -41,6 +42,8 @@ def train(method: str, steps: int, batch: int, dropout: float, alpha_max: float,
     layer["loss"].update({"guidance_max": alpha_max, "coupling": "independent"})
     layer["train"].update({"steps": steps, "batch_size": batch, "precision": "fp32", "progress": False,
                            "ema_sigma_rel": [], "ema_snapshots": 0, "ckpt_every": max(steps // 8, 1)})
+    if lr is not None:
+        layer["train"]["lr"] = lr
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(build_config(layer), Path(tmp) / method)
         t0 = time.perf_counter()
@@ -75,15 +78,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--alpha-max", type=float, default=3.0)
+    ap.add_argument("--lr", type=float, help="learning rate (default: the main job's, 4e-3)")
     args = ap.parse_args(argv)
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; command: "
           f"python benchmarks/guided_maps.py --methods {' '.join(args.methods)} --steps {args.steps} --batch {args.batch} "
-          f"--dropout {args.dropout} --alpha-max {args.alpha_max:g}\n")
+          f"--dropout {args.dropout} --alpha-max {args.alpha_max:g}" + (f" --lr {args.lr:g}" if args.lr else "") + "\n")
     head = " | ".join(f"alpha = {a:g}" for a in ALPHAS)
     print(f"| method | train s | recoveries | {head} | null label | worst |")
     print("|---|---|---|" + "---|" * len(ALPHAS) + "---|---|")
     for method in args.methods:
-        fm, secs, recoveries = train(method, args.steps, args.batch, args.dropout, args.alpha_max)
+        fm, secs, recoveries = train(method, args.steps, args.batch, args.dropout, args.alpha_max, lr=args.lr)
         errs = map_errors(fm)
         cells = " | ".join(" / ".join(f"{100 * e:.1f}%" for e in errs[f"alpha={a:g}"]) for a in ALPHAS)
         worst = max(max(v) for v in errs.values())

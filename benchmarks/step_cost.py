@@ -24,6 +24,7 @@ import torch
 
 from flowmaps import FlowMap, Objective, ObjectiveConfig
 from flowmaps.nets import MLP
+from flowmaps.nets.dit import DiT, DiTConfig
 from flowmaps.nets.edm2 import PRESETS, EDM2Config, EDM2UNet
 
 METHODS = ["fm", "lsd", "lsd-semigrad", "esd", "psd-u", "psd-m", "meanflow"]
@@ -38,6 +39,10 @@ NETS = {
         128,
     ),
     "unet-cifar10": (lambda: (EDM2UNet(PRESETS["cifar10"]), "s_dt"), (3, 32, 32), 128),
+    # the digits-dit-cpu network on 16 x 16 images (64 tokens), and DiT-B/2 on 32 x 32 x 4 latents (256 tokens)
+    "dit-small": (lambda: (DiT(DiTConfig(input_shape=(1, 16, 16), patch_size=2, hidden=128, depth=6, heads=4)), "s_dt"),
+                  (1, 16, 16), 128),
+    "dit-b2": (lambda: (DiT(DiTConfig.named("B/2", (4, 32, 32))), "s_dt"), (4, 32, 32), 64),
 }
 
 
@@ -47,6 +52,8 @@ def _setup(net_name: str, method: str, device: str, dtype: str, backend: str = "
     net, time_input = build()
     if dtype == "bf16" and isinstance(net, EDM2UNet):
         net.compute_dtype = torch.bfloat16
+    # the MLP and the DiT run bfloat16 under autocast, as flowmaps' Trainer does
+    autocast = dtype == "bf16" and isinstance(net, (MLP, DiT))
     fm = FlowMap(net, time_input).to(device)
     obj = Objective(ObjectiveConfig(method=method, weighting="auto", jvp_backend=backend), sigma=0.5)
     opt = torch.optim.RAdam(fm.parameters(), lr=1e-4)
@@ -54,7 +61,8 @@ def _setup(net_name: str, method: str, device: str, dtype: str, backend: str = "
     gen = torch.Generator(device=device).manual_seed(0)
 
     def step():
-        out = obj(fm, x1, generator=gen)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
+            out = obj(fm, x1, generator=gen)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()

@@ -1,4 +1,4 @@
-"""The ``flowmaps`` command: train, sample, eval, info.
+"""The ``flowmaps`` command: train, sample, eval, report, ema, info, and edit, encode, decode, score.
 
     flowmaps train (--data PATH | --preset NAME | --config FILE) [--minutes M] [--out DIR] [--set key=value ...] [--resume]
     flowmaps sample --run DIR --steps N [--num M] [--seed S] [--noise FILE.npy] [--solver map|euler|heun]
@@ -6,6 +6,7 @@
     flowmaps eval --run DIR [--steps 1,2,4,8,16] [--metric NAME ...] [--solver map,euler,heun]
     flowmaps report --run DIR [--out FILE.html]
     flowmaps ema --run DIR --sigma-rel 0.05 [0.1 ...] [--step K]
+    flowmaps edit | encode | decode | score --run DIR --input X ...   (see flowmaps.cli_inputs)
     flowmaps info [--preset NAME]
 
 Errors print one line and exit with status 2.
@@ -85,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--sigma-rel", type=float, nargs="+", required=True, help="relative standard deviations, e.g. 0.05 0.1")
     m.add_argument("--step", type=int, help="the step to reconstruct at (default: the last snapshot's)")
 
+    from .cli_inputs import add_parsers
+
+    add_parsers(sub)
     i = sub.add_parser("info", help="list presets and methods, or show one preset")
     i.add_argument("--preset")
     return ap
@@ -243,6 +247,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from .evaluate import generate
+    from .inputs import save_npy, save_png_grid
     from .run import load_run
 
     if args.steps < 1 or args.num < 1:
@@ -279,9 +284,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if classes:
         what += f", classes {','.join(map(str, classes))}, guidance {1.0 if args.guidance is None else args.guidance:g}"
     if out.suffix == ".npy":
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}.npy")
-        np.save(tmp, x.numpy())
-        os.replace(tmp, out)
+        save_npy(x, out)
     elif len(run.shape) == 1 and run.shape[0] == 2:
         from .plots import plot_2d_grid
 
@@ -289,14 +292,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
             {f"{run.cfg.method} ({args.solver})": {args.steps: x}}
         plot_2d_grid(rows, out, lim=1.2 if run.cfg.data.name == "checker" else None)
     elif len(run.shape) == 3:
-        import matplotlib.pyplot as plt
-
-        from .plots import image_grid
-
-        grid = image_grid(x, z.shape[0] // len(classes) if classes else int(np.ceil(np.sqrt(x.shape[0]))))
-        scale = max(1, 512 // max(grid.shape[:2]))  # small images are enlarged (nearest) to about 512 px
-        grid = grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1).numpy()
-        plt.imsave(out, grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray")
+        save_png_grid(x, out, z.shape[0] // len(classes) if classes else int(np.ceil(np.sqrt(x.shape[0]))))
     else:
         raise CLIError(f"cannot draw {len(run.shape)}-d data of shape {list(run.shape)} as a PNG; use a .npy output")
     print(f"wrote {x.shape[0]} samples ({what}) to {out}")
@@ -420,12 +416,13 @@ def _param_count(cfg: Any) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from .cli_inputs import HANDLERS
     from .config import ConfigError
     from .data.images import MissingDataError
     from .train.trainer import TrainingDiverged
 
     handlers = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info, "report": cmd_report,
-                "ema": cmd_ema}
+                "ema": cmd_ema, **HANDLERS}
     try:
         code = handlers[args.command](args)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: see exit_now

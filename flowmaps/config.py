@@ -32,7 +32,10 @@ class DataConfig:
     ``conditional``: train class-conditionally on the set's labels (digits, mnist, fashion-mnist,
     cifar10, afhq64, a folder with one subfolder per class, gmm, 8gaussians, moons, or points
     with ``label_column``), dropping each label with probability ``label_dropout`` (the null
-    label: the unconditional model that guidance needs)."""
+    label: the unconditional model that guidance needs).
+    ``holdout``: a fraction of a finite set (points, images) that training never sees, the same
+    class-stratified items for every run (``flowmaps score``/``edit`` benchmarks use it);
+    ``classes``: train on these classes only (e.g. [3]: one-class anomaly detection)."""
 
     name: str = "checker"
     path: Optional[str] = None
@@ -42,11 +45,16 @@ class DataConfig:
     conditional: bool = False
     label_dropout: float = 0.1
     label_column: Optional[int] = None
+    holdout: float = 0.0
+    classes: Optional[list[int]] = None
 
 
 @dataclass
 class NetConfig:
-    """kind: ``mlp`` (the paper's checker MLP) or ``edm2`` (the paper's flow-map UNet).
+    """kind: ``mlp`` (the paper's checker MLP), ``edm2`` (the paper's flow-map UNet) or ``dit``
+    (a diffusion transformer for images [C, H, W] and arrays [L, C], :mod:`flowmaps.nets.dit`).
+    DiT: ``dit_size`` by name (``S/2``, ``B/4``, ... DiT's sizes and patch), else ``width``,
+    ``depth``, ``heads`` and ``patch_size``; ``qk_norm`` (on by default).
     MLP: width, depth, time_features (Fourier features of the times, 0 = the paper's raw times),
     x_features (Fourier features of the point, 0 = the paper's raw input),
     time_input (``s_t``: the network sees (s, t), the paper's; ``s_dt``: (s, t - s)),
@@ -66,6 +74,10 @@ class NetConfig:
     attn_resolutions: list[int] = field(default_factory=lambda: [16])
     channels_per_head: int = 64
     dropout: float = 0.0
+    dit_size: Optional[str] = None
+    heads: int = 4
+    patch_size: int = 2
+    qk_norm: bool = True
 
 
 @dataclass
@@ -204,7 +216,7 @@ class Config:
 CHOICES: dict[str, tuple[Any, ...]] = {
     "method": tuple(sorted(METHODS)),
     "interpolant": ("linear", "trig"),
-    "net.kind": ("mlp", "edm2"),
+    "net.kind": ("mlp", "edm2", "dit"),
     "net.activation": ("gelu", "silu", "gelu_tanh"),
     "net.time_input": ("s_t", "s_dt"),
     "loss.weighting": ("auto", "learned", "constant", "adaptive", "none"),
@@ -334,6 +346,10 @@ def validate(cfg: Config) -> None:
                           f"or teacher.velocity to an exported b(x, t) file")
     if need == "map" and not cfg.teacher.run:
         raise ConfigError(f"method {cfg.method!r} distils a frozen flow map: set teacher.run to a trained run folder")
+    if not 0 <= cfg.data.holdout < 1:
+        raise ConfigError(f"data.holdout: a fraction in [0, 1), got {cfg.data.holdout}")
+    if cfg.data.classes is not None and (not cfg.data.classes or min(cfg.data.classes) < 0):
+        raise ConfigError(f"data.classes: a non-empty list of class numbers, got {cfg.data.classes}")
     if cfg.loss.guidance_max > 0 and not cfg.data.conditional:
         raise ConfigError("loss.guidance_max > 0 trains a guided map of a class-conditional model: set data.conditional=true")
     try:
@@ -468,6 +484,16 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "train": {"steps": 2200, "batch_size": 128, "lr": 5e-3, "betas": [0.9, 0.99], "schedule": "wsd", "warmup": 0.02,
                   "decay": 0.3, "grad_clip": 1.0, "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16,
                   "ckpt_every": 500, "log_every": 100},
+        "eval": {"ema": "auto", "num_samples": 1797, "batch_size": 512},
+    }),
+    "digits-dit-cpu": ("LSD on the 8x8 digits with a small DiT (4 x 4 tokens of 2 x 2 pixels, QK-norm), a 9-minute "
+                       "budget (about 11 minutes on 2 CPU cores with its evaluation)", {
+        "method": "lsd", "sigma": 0.5, "data": {"name": "digits"},
+        "net": {"kind": "dit", "width": 128, "depth": 6, "heads": 4, "patch_size": 2, "learned_weight": True},
+        "loss": {"curriculum_fm": 0.15, "curriculum_ramp": 0.15},
+        "train": {"minutes": 9.0, "batch_size": 128, "lr": 1e-3, "betas": [0.9, 0.99], "schedule": "wsd", "warmup": 0.02,
+                  "decay": 0.3, "grad_clip": 1.0, "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16,
+                  "precision": "auto", "ckpt_every": 500, "log_every": 100},
         "eval": {"ema": "auto", "num_samples": 1797, "batch_size": 512},
     }),
     "digits-cond-cpu": ("class-conditional, guided LSD on the 8x8 digits (App. F.5): sample a class with a guidance "

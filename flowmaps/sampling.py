@@ -116,3 +116,18 @@ def sample(
     if solver == "map":
         return sample_map(fm, x, steps, **cond)
     return sample_ode(fm, x, steps, solver, **cond)  # type: ignore[arg-type]
+
+
+def apply_batched(fm: FlowMap, fn: Any, x: Tensor, batch_size: int, labels: Tensor | None = None,
+                  guidance: float | None = None, aux: Tensor | None = None) -> Tensor:
+    """``fn(x_batch, **cond)`` (or ``fn(x_batch, aux_batch, **cond)``) over batches of x [B, ...]
+    on the model's device, results as float32 on the CPU, concatenated. ``labels`` [B] (a
+    class-conditional model) become each batch's conditioning at scale ``guidance``
+    (:func:`flowmaps.guidance.class_condition`); ``aux`` [B, ...] is sliced like x."""
+    device = next(fm.parameters()).device
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        cond = class_condition(fm, labels[i : i + batch_size].to(device), guidance) if labels is not None else {}
+        args = (x[i : i + batch_size].to(device),) + (() if aux is None else (aux[i : i + batch_size].to(device),))
+        out.append(fn(*args, **cond).float().cpu())
+    return torch.cat(out)

@@ -72,3 +72,22 @@ def test_unguided_conditional_run_refuses_map_guidance_but_ode_cfg_works(tmp_pat
 def test_conditioning_config_errors(tmp_path, capsys, sets, message):
     assert main(["train", "--preset", "gaussian", "--out", str(tmp_path / "r"), *sets, *TINY]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["lmd", "pfmm"])
+def test_distillation_from_a_conditional_teacher(guided_run, tmp_path, method, capsys):
+    short = ["--set", "train.steps=2", "--set", "train.batch_size=32", "--set", "train.progress=false",
+             "--set", "net.width=32", "--set", "net.depth=2", "--no-eval"]
+    base = ["train", "--preset", "gaussian", "--set", "data.name=gmm", "--set", f"method={method}",
+            "--set", f"teacher.run={guided_run}", *short]
+    # a conditional student: the (guided) teacher sees its labels, at alpha = 1
+    assert main([*base, "--out", str(tmp_path / "c"), "--set", "data.conditional=true"]) == 0
+    # an unconditional student: the teacher's null label
+    assert main([*base, "--out", str(tmp_path / "u")]) == 0
+    # a conditional student of an unconditional teacher is refused
+    plain = tmp_path / "plain"
+    assert main(["train", "--preset", "gaussian", "--set", "data.name=gmm", *short, "--out", str(plain)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--preset", "gaussian", "--set", "data.name=gmm", "--set", f"method={method}",
+                 "--set", f"teacher.run={plain}", "--set", "data.conditional=true", *short, "--out", str(tmp_path / "bad")]) == 2
+    assert "needs a teacher trained on the same 3 classes" in capsys.readouterr().err

@@ -26,14 +26,25 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 @dataclass
 class ImageData:
-    """uint8 images [N, C, H, W] (possibly memory-mapped) and int64 labels [N]."""
+    """uint8 images [N, C, H, W] (possibly memory-mapped) and int64 labels [N]; ``index`` (optional)
+    selects a subset of them without copying (see :meth:`subset`)."""
 
     images: np.ndarray
     labels: np.ndarray
     num_classes: int
+    index: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return self.images.shape[0] if self.index is None else len(self.index)
+
+    def subset(self, index: np.ndarray) -> ImageData:
+        """The images at ``index`` (positions in this set), memory-mapped arrays left on disk."""
+        index = np.asarray(index, dtype=np.int64)
+        return ImageData(self.images, self.labels, self.num_classes, index if self.index is None else self.index[index])
+
+    def all_labels(self) -> np.ndarray:
+        """Labels [len(self)] (int64)."""
+        return np.asarray(self.labels if self.index is None else self.labels[self.index], dtype=np.int64)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -45,6 +56,8 @@ class ImageData:
         ``flip``: random horizontal flips (off by default, as the paper).
         """
         idx = np.sort(np.asarray(index)) if isinstance(index, np.ndarray) else np.asarray(index)
+        if self.index is not None:
+            idx = self.index[idx]
         x = torch.from_numpy(np.ascontiguousarray(self.images[idx])).float().div_(127.5).sub_(1.0)
         y = torch.from_numpy(np.asarray(self.labels[idx], dtype=np.int64))
         if flip:
@@ -128,6 +141,21 @@ def _list_images(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def read_image(path: str | Path, resolution: int, channels: int = 3, crop: int | None = None) -> np.ndarray:
+    """One image file as uint8 [C, H, W] (C = 1 or 3): a center crop to ``crop`` x ``crop``, else
+    the largest centered square, then an area (box-filter, antialiased) resize to ``resolution``."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB" if channels == 3 else "L")
+        w, h = im.size
+        side = crop if crop is not None else min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        im = im.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.BOX)
+        arr = np.asarray(im, dtype=np.uint8)
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+
+
 def load_image_folder(
     root: str | Path,
     resolution: int,
@@ -149,26 +177,18 @@ def load_image_folder(
         raise MissingDataError(f"{name}: no image files ({', '.join(IMAGE_SUFFIXES)}) under {str(root)!r}{hint}. Set data.path.")
     classes = sorted({f.relative_to(root).parts[0] for f in files if len(f.relative_to(root).parts) > 1})
     class_index = {c: i for i, c in enumerate(classes)}
-    mode = "RGB" if channels == 3 else "L"
     out = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
     labels = np.zeros(len(files), dtype=np.int64)
     keep = np.ones(len(files), dtype=bool)
     for i, f in enumerate(files):
         try:
-            with Image.open(f) as im:
-                im = im.convert(mode)
-                w, h = im.size
-                side = crop if crop is not None else min(w, h)
-                left, top = (w - side) // 2, (h - side) // 2
-                im = im.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.BOX)
-                arr = np.asarray(im, dtype=np.uint8)
+            out[i] = read_image(f, resolution, channels, crop)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             # a truncated download, a file that only looks like an image, a corrupt header...
             warnings.warn(f"{name}: skipping unreadable image {str(f)!r} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
                           UnreadableImageWarning, stacklevel=2)
             keep[i] = False
             continue
-        out[i] = arr[None] if channels == 1 else arr.transpose(2, 0, 1)
         parts = f.relative_to(root).parts
         if labels_from_subfolders and len(parts) > 1:
             labels[i] = class_index[parts[0]]

@@ -69,6 +69,7 @@ class ArraySource(DataSource):
         else:
             self.points, self.images = None, data
             self.size, self.shape, self.num_classes = len(data), data.shape, data.num_classes
+        self.full_images = self.images  # the whole labelled set (the project classifier trains on it)
         self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
 
     def _perm(self, seed: int, epoch: int) -> np.ndarray:
@@ -104,21 +105,84 @@ class ArraySource(DataSource):
         return self.images.batch(idx)[0]
 
 
+SPLIT_SEED = 20250518
+"""The held-out split does not depend on the run's seed: every run of a data set holds out the same items."""
+
+
+def split_indices(labels: np.ndarray, holdout: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) positions of a finite set with ``labels`` [N]: a seeded split that holds out
+    round(holdout * n_c) items of every class c (stratified; unlabelled sets are one class)."""
+    if not 0 <= holdout < 1:
+        raise ValueError(f"data.holdout must lie in [0, 1), got {holdout}")
+    rng = np.random.default_rng(SPLIT_SEED)
+    train, held = [], []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        members = members[rng.permutation(len(members))]
+        k = int(round(holdout * len(members)))
+        held.append(members[:k])
+        train.append(members[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
+
+
+def _select(labels: np.ndarray, holdout: float, classes: list[int] | None, split: str) -> np.ndarray:
+    """Positions of the requested split: ``train`` keeps only ``classes`` (None: all);
+    ``heldout`` keeps every class (the one-class protocol scores all of them)."""
+    train, held = split_indices(labels, holdout)
+    if split == "heldout":
+        if not len(held):
+            raise ValueError("this run holds nothing out: train with data.holdout > 0 (e.g. 0.2)")
+        return held
+    if classes is not None:
+        missing = sorted(set(classes) - set(np.unique(labels).tolist()))
+        if missing:
+            raise ValueError(f"data.classes {classes}: classes {missing} do not occur in the data")
+        train = train[np.isin(labels[train], classes)]
+    return train
+
+
 def build_source(name: str, path: str | None = None, cache: str | None = None, resolution: int | None = None,
-                 flip: bool = False, label_column: int | None = None) -> DataSource:
+                 flip: bool = False, label_column: int | None = None, holdout: float = 0.0,
+                 classes: list[int] | None = None, split: str = "train") -> DataSource:
     """A :class:`DataSource` by data-set name (see :mod:`flowmaps.data`); ``label_column``: the
-    column of a point file that holds class labels."""
-    if name in LABELLED_TOY:
-        num_classes, labelled = LABELLED_TOY[name]
-        return SamplerSource(name, labelled, num_classes)
-    if name in TOY:
+    column of a point file that holds class labels.
+
+    Finite sets (points, images) can hold out a seeded, class-stratified fraction ``holdout`` that
+    training never sees (``split="heldout"`` returns it), and train on some ``classes`` only.
+    """
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    if name in LABELLED_TOY or name in TOY:
+        if holdout or classes is not None or split != "train":
+            raise ValueError(f"data.holdout and data.classes apply to finite data sets (points, images), not {name!r}")
+        if name in LABELLED_TOY:
+            num_classes, labelled = LABELLED_TOY[name]
+            return SamplerSource(name, labelled, num_classes)
         return SamplerSource(name, TOY[name])
     if name == "points":
         if not path:
             raise FileNotFoundError("data.name=points needs data.path: a .npy or .csv file of shape [N, D]")
         points, labels = load_points(path, label_column)
-        return ArraySource(name, points, labels=labels)
+        if classes is not None and labels is None:
+            raise ValueError("data.classes needs labels: set data.label_column")
+        keep = _select(np.zeros(len(points), np.int64) if labels is None else labels.numpy(), holdout, classes, split)
+        if len(keep) == len(points):
+            return ArraySource(name, points, labels=labels)
+        i = torch.from_numpy(keep)
+        src = ArraySource(name, points[i], labels=None if labels is None else labels[i])
+        if labels is not None:
+            src.num_classes = int(labels.max()) + 1
+        return src
     if name in IMAGE_DATASETS:
-        return ArraySource(name, load_images(name, path, resolution=resolution, cache_dir=cache), flip=flip)
+        data = load_images(name, path, resolution=resolution, cache_dir=cache)
+        if holdout or classes is not None or split != "train":
+            if classes is not None and not data.num_classes:
+                raise ValueError(f"data.classes needs a labelled image set; {name!r} has no labels")
+            full = data
+            src = ArraySource(name, data.subset(_select(data.all_labels(), holdout, classes, split)),
+                              flip=flip and split == "train")
+            src.full_images = full
+            return src
+        return ArraySource(name, data, flip=flip)
     valid = sorted(TOY) + ["points"] + list(IMAGE_DATASETS)
     raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(valid)}")

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..coupling import COUPLINGS, couple
 from ..flow_map import FlowMap, dropout_disabled, has_active_dropout
-from ..guidance import GUIDANCE_SAMPLINGS, drop_labels, guided_fm_correction, sample_guidance
+from ..guidance import GUIDANCE_SAMPLINGS, class_count, drop_labels, guided_fm_correction, sample_guidance, takes_guidance
 from ..interpolants import Interpolant, LinearInterpolant, sample_base
 from ..jvp import JVP_BACKENDS, JVPBackend
 from .consistency import consistency_residual
@@ -67,16 +67,41 @@ GUIDED_METHODS: tuple[str, ...] = ("lsd", "esd", "psd-u", "psd-m")
 
 @dataclass
 class Teacher:
-    """A frozen pretrained model for LMD / EMD / PFMM: a velocity b(x, t) and/or a map X(x, s, t)."""
+    """A frozen pretrained model for LMD / EMD / PFMM: a velocity b(x, t) and/or a map X(x, s, t).
+
+    ``num_classes`` > 0: a class-conditional teacher, called with the student's labels (its null
+    label K for an unconditional student); ``guided``: it also takes the guidance scale alpha."""
 
     velocity: Velocity | None = None
     map: MapFn | None = None
+    num_classes: int = 0
+    guided: bool = False
 
     @classmethod
     def from_flow_map(cls, fm: FlowMap) -> Teacher:
         """Freeze a trained flow map: its diagonal is the velocity, X the map."""
         fm = fm.eval().requires_grad_(False)
-        return cls(velocity=fm.velocity, map=fm.X)
+        return cls(velocity=fm.velocity, map=fm.X, num_classes=class_count(fm), guided=takes_guidance(fm))
+
+    def conditioning(self, cond: dict[str, Tensor], x: Tensor) -> dict[str, Tensor]:
+        """The teacher's keyword inputs for a batch x [B, ...] with the student's ``cond``."""
+        if not self.num_classes:
+            return {}
+        y = cond.get("y")
+        out = {"y": torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device) if y is None else y}
+        if self.guided:
+            out["alpha"] = cond.get("alpha", torch.ones(x.shape[0], device=x.device))
+        return out
+
+    def velocity_for(self, cond: dict[str, Tensor]) -> Velocity:
+        """b(x, t) with the student's conditioning bound."""
+        assert self.velocity is not None
+        return lambda x, t: self.velocity(x, t, **self.conditioning(cond, x))  # type: ignore[misc]
+
+    def map_for(self, cond: dict[str, Tensor]) -> MapFn:
+        """X(x, s, t) with the student's conditioning bound."""
+        assert self.map is not None
+        return lambda x, s, t: self.map(x, s, t, **self.conditioning(cond, x))  # type: ignore[misc]
 
 
 @dataclass
@@ -422,10 +447,10 @@ _OFF_DIAGONAL: dict[str, Residual] = {
     "meanflow": lambda o, fm, b, sv, c: meanflow_residual(fm, b.x_s, b.s, b.t, b.dx_s, o.config.jvp_backend, sv, **c),
     "shortcut": lambda o, fm, b, sv, c: shortcut_residual(fm, b.x_s, b.s, b.d, sv, **c),
     "ct": lambda o, fm, b, sv, c: o._ct(fm, b, sv, c),
-    "lmd": lambda o, fm, b, sv, c: lmd_residual(fm, o.teacher.velocity, b.x_s, b.s, b.t, o.config.jvp_backend, **c),
-    "emd": lambda o, fm, b, sv, c: emd_residual(fm, o.teacher.velocity, b.x_s, b.s, b.t, o.config.jvp_backend, **c),
+    "lmd": lambda o, fm, b, sv, c: lmd_residual(fm, o.teacher.velocity_for(c), b.x_s, b.s, b.t, o.config.jvp_backend, **c),
+    "emd": lambda o, fm, b, sv, c: emd_residual(fm, o.teacher.velocity_for(c), b.x_s, b.s, b.t, o.config.jvp_backend, **c),
     "pfmm": lambda o, fm, b, sv, c: pfmm_residual(
-        fm, o.teacher.map, b.x_s, b.s, b.t, o._gamma(b, o.config.pfmm_gamma == "uniform"), sv, **c
+        fm, o.teacher.map_for(c), b.x_s, b.s, b.t, o._gamma(b, o.config.pfmm_gamma == "uniform"), sv, **c
     ),
 }
 

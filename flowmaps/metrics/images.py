@@ -51,7 +51,7 @@ def reference_inception_stats(cfg: Any, source: Any, extractor: Any) -> tuple[np
     return mu, sigma, str(path)
 
 
-def _project_classifier(cfg: Any, source: Any) -> tuple[Any, Tensor]:
+def project_classifier(cfg: Any, source: Any) -> tuple[Any, Tensor]:
     """The classifier behind ``fd_classifier`` and ``class_accuracy`` (trained once, cached) and
     the training images [n, C, H, W]."""
     from .classifier import load_or_train_classifier
@@ -64,18 +64,20 @@ def _project_classifier(cfg: Any, source: Any) -> tuple[Any, Tensor]:
     if cached is not None and cached[0] is source:  # every row of an evaluation uses the same one
         _, model, images, acc = cached
     else:
-        images, labels = source.images.batch(np.arange(len(source.images)))
-        model, acc = load_or_train_classifier(cfg.data.name, _cache_dir(cfg), images, labels, source.num_classes)
+        full = getattr(source, "full_images", source.images)  # a run on some classes: the classifier sees all
+        all_images, labels = full.batch(np.arange(len(full)))
+        model, acc = load_or_train_classifier(cfg.data.name, _cache_dir(cfg), all_images, labels, source.num_classes)
+        images = all_images if full is source.images else source.images.batch(np.arange(len(source.images)))[0]
         _CLASSIFIERS[key] = (source, model, images, acc)
     PROVENANCE.update({"fd_classifier": f"flowmaps FeatureClassifier trained on {cfg.data.name} (seed 0), "
-                       f"held-out accuracy {acc:.3f}; reference: the whole training set; not FID"})
+                       f"held-out accuracy {acc:.3f}; reference: the run's whole training set; not FID"})
     return model, images
 
 
 def class_accuracy(samples: Tensor, labels: Tensor, cfg: Any, source: Any) -> tuple[float, list[float]]:
     """How often the project's classifier recognises the requested class: (the mean over samples,
     one accuracy per class), for image samples [n, C, H, W] in [-1, 1] asked for ``labels`` [n]."""
-    model, _ = _project_classifier(cfg, source)
+    model, _ = project_classifier(cfg, source)
     with torch.no_grad():
         pred = torch.cat([model(samples[i : i + 1024].clamp(-1, 1)).argmax(1) for i in range(0, len(samples), 1024)])
     hit = (pred == labels).float()
@@ -114,7 +116,7 @@ def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> dict[str,
     if name == "fd_classifier":
         from .classifier import classifier_frechet_distance
 
-        model, images = _project_classifier(cfg, source)
+        model, images = project_classifier(cfg, source)
         return {"fd_classifier": classifier_frechet_distance(model, samples, images)}
     raise ConfigError(f"unknown metric {name!r} for {cfg.data.name}; choose from kl, map_mse, w2, sliced_w2, energy, "
                       + ", ".join(IMAGE_METRICS))

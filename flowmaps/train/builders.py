@@ -7,13 +7,16 @@ from ..config import Config, ConfigError
 from ..data.source import DataSource, build_source
 from ..flow_map import FlowMap
 from ..interpolants import resolve_sigma
+from ..nets.dit import DiT, DiTConfig, token_layout
 from ..nets.edm2 import EDM2Config, EDM2UNet
 from ..nets.mlp import MLP
 
 
-def build_data(cfg: Config) -> DataSource:
+def build_data(cfg: Config, split: str = "train") -> DataSource:
+    """The run's training data (``split="train"``: data.classes of the set less data.holdout) or
+    its held-out items (``"heldout"``: every class)."""
     d = cfg.data
-    return build_source(d.name, d.path, d.cache, d.resolution, d.flip, d.label_column)
+    return build_source(d.name, d.path, d.cache, d.resolution, d.flip, d.label_column, d.holdout, d.classes, split)
 
 
 def resolve_run_sigma(cfg: Config, source: DataSource) -> float:
@@ -34,6 +37,8 @@ def build_flow_map(cfg: Config, shape: tuple[int, ...], num_classes: int, sigma:
                   time_features=n.time_features, x_features=n.x_features, activation=n.activation,
                   num_classes=num_classes if cfg.data.conditional else 0, guidance=guided)
         return FlowMap(net, time_input=n.time_input)  # type: ignore[arg-type]
+    if n.kind == "dit":
+        return FlowMap(DiT(dit_config(cfg, shape, num_classes, sigma)), time_input="s_dt")
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ConfigError(f"net.kind=edm2 needs square images [C, H, H], but {cfg.data.name} has shape {list(shape)}")
     levels = len(n.channel_mult)
@@ -47,6 +52,22 @@ def build_flow_map(cfg: Config, shape: tuple[int, ...], num_classes: int, sigma:
     )
     dtype = torch.bfloat16 if cfg.train.precision == "bf16" else None
     return FlowMap(EDM2UNet(ecfg, compute_dtype=dtype), time_input="s_dt")
+
+
+def dit_config(cfg: Config, shape: tuple[int, ...], num_classes: int, sigma: float) -> DiTConfig:
+    """The :class:`DiTConfig` of ``cfg.net`` for data of ``shape`` ([C, H, W] or [L, C])."""
+    n = cfg.net
+    extra = dict(num_classes=num_classes if cfg.data.conditional else 0, guidance=cfg.loss.guidance_max > 0,
+                 qk_norm=n.qk_norm, sigma_data=sigma, learned_weight=n.learned_weight)
+    try:
+        if n.dit_size:
+            return DiTConfig.named(n.dit_size, shape, **extra)
+        dc = DiTConfig(input_shape=tuple(shape), patch_size=n.patch_size, hidden=n.width, depth=n.depth, heads=n.heads,
+                       **extra)  # type: ignore[arg-type]
+        token_layout(dc)
+        return dc
+    except ValueError as e:
+        raise ConfigError(f"net (dit): {e}") from None
 
 
 def count_parameters(module: torch.nn.Module) -> int:

@@ -61,7 +61,7 @@ def auto_precision(device: torch.device, net_kind: str) -> str:
     """
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu" and net_kind == "mlp":
+    if device.type == "cpu" and net_kind in ("mlp", "dit"):
         try:
             fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         except (AttributeError, RuntimeError):
@@ -169,13 +169,19 @@ class Trainer:
         if self.cfg.teacher.velocity:
             from ..external import load_velocity
 
-            return Teacher(velocity=load_velocity(self.cfg.teacher.velocity, self.source.shape, self.device))
-        if not self.cfg.teacher.run:
-            return None
-        from ..run import load_run
+            teacher = Teacher(velocity=load_velocity(self.cfg.teacher.velocity, self.source.shape, self.device))
+            where = self.cfg.teacher.velocity
+        elif self.cfg.teacher.run:
+            from ..run import load_run
 
-        run = load_run(self.cfg.teacher.run, ema=self.cfg.teacher.ema, device=self.device)
-        return Teacher.from_flow_map(run.fm)
+            teacher = Teacher.from_flow_map(load_run(self.cfg.teacher.run, ema=self.cfg.teacher.ema, device=self.device).fm)
+            where = self.cfg.teacher.run
+        else:
+            return None
+        if self.cfg.data.conditional and teacher.num_classes != self.source.num_classes:
+            raise ConfigError(f"a class-conditional student needs a teacher trained on the same {self.source.num_classes} "
+                              f"classes (data.conditional=true); {where!r} has {teacher.num_classes}")
+        return teacher
 
     def _restore(self, path: Path) -> None:
         model, ema, state = load_checkpoint(path)
@@ -211,7 +217,7 @@ class Trainer:
 
     # -- one step ----------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.cfg.train.precision == "bf16" and self.cfg.net.kind == "mlp":
+        if self.cfg.train.precision == "bf16" and self.cfg.net.kind in ("mlp", "dit"):
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 

@@ -18,7 +18,7 @@ Isolation Forest and a one-class SVM (RBF, nu = 0.1), each with its training tim
 ``--problem checker``: a ``checker-cpu`` model scores points on a grid over [-1.2, 1.2]^2; the
 AUROC separates points on the filled cells from the rest, and the figure shows the score.
 
-    python benchmarks/anomaly.py --problem digits --edm2-steps 300 --mlp-steps 2000
+    python benchmarks/anomaly.py --problem digits --edm2-steps 200 --mlp-steps 1000
     python benchmarks/anomaly.py --problem checker --minutes 2
 """
 from __future__ import annotations
@@ -149,7 +149,8 @@ def checker(args: argparse.Namespace, root: Path) -> None:
     grid = torch.stack(torch.meshgrid(lin, lin, indexing="xy"), -1).reshape(-1, 2)
     on = (checkerboard_density(grid) > 0).numpy()
     print(f"\nmachine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"command: python benchmarks/anomaly.py --problem checker --minutes {args.minutes}\n")
+          f"command: python benchmarks/anomaly.py --problem checker " +
+          (f"--run {args.run} --ema {args.ema}" if args.run else f"--minutes {args.minutes}") + "\n")
     print("| score | network calls per point | AUROC (off-cell points anomalous) |\n|---|---|---|")
     panels = []
     for name, settings in SCORES.items():
@@ -179,8 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--problem", choices=["digits", "checker"], default="digits")
     ap.add_argument("--minutes", type=float, default=2.0, help="checker: the training budget")
     ap.add_argument("--nets", nargs="+", choices=["edm2", "mlp"], default=["edm2", "mlp"])
-    ap.add_argument("--edm2-steps", type=int, default=300)
-    ap.add_argument("--mlp-steps", type=int, default=2000)
+    ap.add_argument("--edm2-steps", type=int, default=200)
+    ap.add_argument("--mlp-steps", type=int, default=1000)
     ap.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
     ap.add_argument("--ema", default="sigma_rel=0.1", help="the weights scored (runs trained with --no-eval choose none)")
     ap.add_argument("--run", help="checker: an existing run instead of training one")

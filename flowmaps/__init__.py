@@ -2,7 +2,11 @@
 
 Implements Boffi, Albergo & Vanden-Eijnden, "How to build a consistency model: Learning flow
 maps via self-distillation" (arXiv 2505.18825). Time convention: t = 0 is noise, t = 1 is data.
+
+Using a trained map on real inputs: :mod:`flowmaps.edit` (restoration, editing, inpainting),
+:mod:`flowmaps.encode` (data <-> noise) and :mod:`flowmaps.anomaly` (anomaly scores).
 """
+from .anomaly import ScoreSettings, anomaly_scores
 from .coupling import couple, minibatch_ot_coupling
 from .diagnostics import TimeBins, loss_by_time_bin, semigroup_defect, tangent_residual
 from .flow_map import FlowMap, dropout_disabled
@@ -28,4 +32,5 @@ __all__ = [
     "METHODS", "LossOutput", "Objective", "ObjectiveConfig", "Teacher", "sample", "sample_map", "sample_ode",
     "uniform_grid", "TimeBins", "loss_by_time_bin", "semigroup_defect", "tangent_residual", "__version__",
     "couple", "minibatch_ot_coupling", "class_condition", "drop_labels", "guided_velocity", "sample_guidance",
+    "ScoreSettings", "anomaly_scores",
 ]

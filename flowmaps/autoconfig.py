@@ -45,18 +45,35 @@ class DeviceInfo:
         return cls(kind, max(processes, 1))
 
 
+def _array_item_shape(path: Path) -> tuple[int, ...] | None:
+    """The item shape of a .npy / .safetensors file or folder of them, None for anything else."""
+    from .data.arrays import ARRAY_SUFFIXES, ArrayFiles
+
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    if not any(f.suffix in ARRAY_SUFFIXES for f in files):
+        return None
+    if path.is_file() and path.suffix == ".npy":
+        import numpy as np
+
+        return tuple(np.load(path, mmap_mode="r").shape[1:])
+    return tuple(ArrayFiles(path, statistics=False).shape)
+
+
 def detect_data(data: str) -> tuple[str, str | None]:
-    """(data.name, data.path) for ``--data``: a named set, a .npy/.csv point cloud or an image folder."""
+    """(data.name, data.path) for ``--data``: a named set, a .npy/.csv point cloud [N, D], arrays of
+    any other shape (.npy / .safetensors files or a folder of them) or an image folder."""
     if data in TOY or data in IMAGE_DATASETS and data != "folder" and not Path(data).exists():
         return data, None
     p = Path(data)
     if p.is_file():
+        if p.suffix.lower() == ".safetensors" or (p.suffix.lower() == ".npy" and len(_array_item_shape(p) or ()) >= 2):
+            return "array", str(p)
         if p.suffix.lower() in (".npy", ".csv"):
             return "points", str(p)
-        raise ConfigError(f"--data {data!r}: a file must be a .npy or .csv point cloud of shape [N, D]; "
-                          f"for images give their folder")
+        raise ConfigError(f"--data {data!r}: a file must be a .npy or .csv point cloud of shape [N, D], or .npy / "
+                          f".safetensors arrays [N, ...]; for images give their folder")
     if p.is_dir():
-        return "folder", str(p)
+        return ("array" if _array_item_shape(p) is not None else "folder"), str(p)
     names = ", ".join(sorted(TOY) + [n for n in IMAGE_DATASETS if n != "folder"])
     raise ConfigError(f"--data {data!r} does not exist; give a .npy/.csv file, a folder of images, or one of {names}")
 
@@ -105,6 +122,49 @@ def _points_dim(name: str, path: str | None) -> int:
     return int(load_points(path)[0].shape[1])  # type: ignore[arg-type]
 
 
+def dit_patch(shape: tuple[int, ...], max_tokens: int) -> int:
+    """The smallest patch size (1, 2, 4, ...) that divides the item's grid and leaves at most
+    ``max_tokens`` tokens ([C, H, W]: (H / p)(W / p); [L, C]: L / p); the largest dividing one else."""
+    grid = shape[1:] if len(shape) == 3 else shape[:1]
+    fits = [p for p in (1, 2, 4, 8, 16, 32) if all(g % p == 0 for g in grid)]
+    for p in fits:
+        if int(torch.tensor([g // p for g in grid]).prod()) <= max_tokens:
+            return p
+    return fits[-1]
+
+
+def _array_choices(shape: tuple[int, ...], dev: DeviceInfo) -> list[Choice]:
+    """Array data: a DiT over patches of the item (an MLP for flat [D] items)."""
+    cpu = dev.kind == "cpu"
+    if len(shape) == 1:
+        net = {"kind": "mlp", "width": 256 if shape[0] <= 8 else min(1024, 256 * (1 + shape[0] // 16)), "depth": 4,
+               "activation": "silu"}
+        why = f"{shape[0]}-dimensional items: the points MLP"
+    else:
+        max_tokens = 16 if cpu else 256
+        patch = dit_patch(shape, max_tokens)
+        net = {"kind": "dit", "width": 128 if cpu else 384, "depth": 6 if cpu else 12, "heads": 4 if cpu else 6,
+               "patch_size": patch, "learned_weight": True}
+        what = "images or latents [C, H, W]" if len(shape) == 3 else "sequences [L, C]"
+        why = f"{what} of shape {list(shape)}: a DiT with patch {patch} (at most {max_tokens} tokens), " + \
+            ("small enough for minutes on a CPU" if cpu else "DiT-S's width and depth")
+    return [
+        Choice("net", net, why),
+        Choice("sigma", 1.0, "arrays are normalised per channel to mean 0 and std 1"),
+        Choice("loss.eta", 0.75, "the paper's split"),
+        Choice("loss.weighting", "auto", "the learned loss weight w_{s,t} (eq 19)"),
+        Choice("train.batch_size", 128 if cpu else 256, "fits the budget on a CPU" if cpu else "per GPU step"),
+        Choice("train.lr", 1e-3, "RAdam; transformers train at a smaller rate than the EDM2 UNet's 5e-3"),
+        Choice("train.betas", [0.9, 0.99], "as for images"),
+        Choice("loss.curriculum_fm", 0.15, "App. F.2: flow matching alone for the first 15% (cheaper steps)"),
+        Choice("loss.curriculum_ramp", 0.15, "then jumps grow to the full triangle over 15%"),
+        Choice("train.grad_clip", 1.0, "as for images"),
+        Choice("train.ckpt_every", 500, "checkpoints"),
+        Choice("eval.steps", [1, 2, 4] if cpu else [1, 2, 4, 8], "step counts to evaluate"),
+        Choice("eval.num_samples", 2000 if cpu else 10000, "samples per N for the array distances"),
+    ]
+
+
 def _unet(res: int, device: DeviceInfo) -> tuple[dict[str, Any], str]:
     levels = {8: [1, 2], 16: [1, 2], 32: [1, 2, 2], 64: [1, 2, 2, 2], 128: [1, 2, 2, 2, 2], 256: [1, 1, 2, 2, 2, 2]}[res]
     attn = [r for r in (16, 8, 4) if r <= res // 2][:1] if device.kind == "cpu" else [r for r in (16, 8) if r <= res // 2]
@@ -136,6 +196,8 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
         Choice("eval.ema", "auto", "best of raw, tracked and reconstructed EMAs on a quick metric"),
         Choice("train.precision", "auto", "bfloat16 where the device runs it fast"),
     ]
+    if name == "array":
+        return choices + _array_choices(_array_item_shape(Path(path)) or (), dev) + common  # type: ignore[arg-type]
     image = name in IMAGE_DATASETS
     if not image:
         dim = _points_dim(name, path)

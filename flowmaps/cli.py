@@ -247,7 +247,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from .evaluate import generate
-    from .inputs import save_npy, save_png_grid
+    from .inputs import InputError, save_array_png, save_npy, save_png_grid
     from .run import load_run
 
     if args.steps < 1 or args.num < 1:
@@ -280,11 +280,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
         x = generate(run.fm, run.sigma * z, args.steps, args.solver, run.cfg.eval.batch_size, labels, args.guidance)
     except ValueError as e:
         raise CLIError(str(e)) from None
+    x = run.to_data(x)  # array data: back to the input's scale
     what = f"{args.solver}, N = {args.steps}, EMA {run.ema}"
     if classes:
         what += f", classes {','.join(map(str, classes))}, guidance {1.0 if args.guidance is None else args.guidance:g}"
     if out.suffix == ".npy":
         save_npy(x, out)
+    elif run.normalization is not None:
+        rows = {f"class {c}": part for c, part in zip(classes, x.chunk(len(classes)))} if classes else None
+        try:
+            save_array_png(x, out, run, rows=rows)
+        except InputError as e:
+            raise CLIError(str(e)) from None
     elif len(run.shape) == 1 and run.shape[0] == 2:
         from .plots import plot_2d_grid
 

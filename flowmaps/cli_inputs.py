@@ -4,8 +4,8 @@
                     --steps N --out Y.npy|Y.png|FOLDER [--seed S] [--class C [--guidance A]]
     flowmaps encode --run DIR --input X --steps N --out codes.npy
     flowmaps decode --run DIR --input codes.npy --steps N --out Y [--interpolate K]
-    flowmaps score  --run DIR --input X --out scores.csv [--kind restore|denoise|code]
-                    [--strengths 0.3,0.5,0.7] [--draws 4] [--steps 1] [--seed S]
+    flowmaps score  --run DIR --input X --out scores.csv [--kind denoise|restore|code]
+                    [--strengths 0.1,0.2,0.3] [--draws 4] [--steps 1] [--seed S]
 
 Each is thin: the work is in :mod:`flowmaps.edit`, :mod:`flowmaps.encode` and
 :mod:`flowmaps.anomaly`; inputs and outputs in :mod:`flowmaps.inputs`. Bad input raises
@@ -76,8 +76,10 @@ def add_parsers(sub: Any) -> None:
 
     s = sub.add_parser("score", help="anomaly scores: one per input, larger = less like the training data")
     _common(s, "scores.csv (name, score)")
-    s.add_argument("--kind", default="restore", choices=["restore", "denoise", "code"])
-    s.add_argument("--strengths", type=_float_list, default=[0.3, 0.5, 0.7])
+    s.add_argument("--kind", default="denoise", choices=["restore", "denoise", "code"],
+                   help="denoise: the one-call posterior mean's error (default); restore: through the map; code: "
+                        "the code's Gaussian density (full-square runs)")
+    s.add_argument("--strengths", type=_float_list, default=[0.1, 0.2, 0.3])
     s.add_argument("--draws", type=int, default=4)
     s.add_argument("--steps", type=int, default=1)
     s.add_argument("--seed", type=int, default=0)
@@ -93,8 +95,9 @@ def _check_out(out: Path, suffixes: tuple[str, ...], folder: bool = False) -> No
         raise InputError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Tensor, list[str], Tensor | None]:
-    """(run, inputs, names, labels or None) with every check made before any work."""
+def _load(args: argparse.Namespace, codes: bool = False) -> tuple[Any, Tensor, list[str], Tensor | None]:
+    """(run, inputs, names, labels or None) with every check made before any work; inputs in the
+    model's scale (array data normalised), or as given for ``codes``."""
     from .run import load_run
 
     if getattr(args, "steps", 1) < 1 or args.batch_size < 1:
@@ -109,6 +112,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, Tensor, list[str], Tensor | No
     run = load_run(args.run, ema=args.ema, device=device)
 
     x, names = read_inputs(args.input, run.shape)
+    if not codes:
+        x = run.from_data(x)  # array data: the model's per-channel normalised scale
     conditional = run.cfg.data.conditional
     if args.label is not None and not conditional:
         raise InputError("--class needs a class-conditional run (trained with data.conditional=true)")
@@ -125,10 +130,15 @@ def _load(args: argparse.Namespace) -> tuple[Any, Tensor, list[str], Tensor | No
 
 def _write(x: Tensor, out: Path, run: Any, names: list[str], before: Tensor | None = None) -> None:
     """Results to .npy, a .png (inputs over results for images and points) or a folder of PNGs."""
-    from .inputs import save_image_folder, save_npy, save_png_grid
+    from .inputs import save_array_png, save_image_folder, save_npy, save_png_grid
 
+    x = run.to_data(x)
+    before = None if before is None else run.to_data(before)
     if out.suffix == ".npy":
         save_npy(x, out)
+    elif out.suffix == ".png" and run.normalization is not None:
+        k = min(16, x.shape[0])
+        save_array_png(x, out, run, rows={"input": before[:k], "result": x[:k]} if before is not None else None)
     elif out.suffix == ".png" and len(run.shape) == 3:
         k = min(16, x.shape[0])
         save_png_grid(torch.cat([before[:k], x[:k]]) if before is not None else x[:64], out,
@@ -206,6 +216,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from .encode import check_invertible, encode
+    from .inputs import save_npy
     from .sampling import apply_batched
 
     out = Path(args.out)
@@ -214,7 +225,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     check_invertible(run.cfg.loss.full_square)
     z = apply_batched(run.fm, partial(encode, run.fm, steps=args.steps, sigma=run.sigma), x, args.batch_size, labels,
                       args.guidance)
-    _write(z, out, run, [])
+    save_npy(z, out)  # codes: standard normal, never rescaled
     print(f"encoded {x.shape[0]} inputs (N = {args.steps}, EMA {run.ema}) -> {out}; code std {float(z.std()):.3f} "
           f"(1 for data like the training set)")
     return 0
@@ -226,7 +237,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _check_out(out, (".npy", ".png"), folder=True)
-    run, z, names, labels = _load(args)
+    run, z, names, labels = _load(args, codes=True)
     check_invertible(run.cfg.loss.full_square)
     if args.interpolate is not None:
         if args.interpolate < 2 or z.shape[0] < 2:

@@ -27,8 +27,12 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     """name: a 2-D set (checker, 8gaussians, moons, spirals, pinwheel, gaussian, gmm, twoclass), ``points``
-    (a .npy/.csv file [N, D] at ``path``) or an image set (digits, mnist, fashion-mnist, cifar10,
+    (a .npy/.csv file [N, D] at ``path``), ``array`` (any [N, ...] float arrays: a .npy or
+    .safetensors file or a folder of them at ``path``, memory-mapped and normalised per channel,
+    :mod:`flowmaps.data.arrays`) or an image set (digits, mnist, fashion-mnist, cifar10,
     celeba64, afhq64, folder) read from ``path``. ``cache``: folder for the uint8 cache.
+    ``decoder``: for array data, a TorchScript or torch.export file mapping arrays [B, ...] (in
+    the data's scale) to images [B, C, H, W] in [-1, 1], for sample grids (e.g. a VAE decoder).
     ``conditional``: train class-conditionally on the set's labels (digits, mnist, fashion-mnist,
     cifar10, afhq64, a folder with one subfolder per class, gmm, 8gaussians, moons, or points
     with ``label_column``), dropping each label with probability ``label_dropout`` (the null
@@ -47,6 +51,7 @@ class DataConfig:
     label_column: Optional[int] = None
     holdout: float = 0.0
     classes: Optional[list[int]] = None
+    decoder: Optional[str] = None
 
 
 @dataclass

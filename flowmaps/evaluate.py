@@ -17,7 +17,15 @@ from .data.source import DataSource
 from .data.toy2d import gaussian_problem, gmm_problem
 from .flow_map import FlowMap
 from .guidance import class_count
-from .metrics import MetricUnavailable, checker_kl, energy_distance, map_mse, sliced_wasserstein2, wasserstein2
+from .metrics import (
+    MetricUnavailable,
+    array_frechet_distance,
+    checker_kl,
+    energy_distance,
+    map_mse,
+    sliced_wasserstein2,
+    wasserstein2,
+)
 from .sampling import ODE_SOLVERS, sample
 
 SOLVERS = ("map", "euler", "heun", "rk4")
@@ -34,6 +42,8 @@ def auto_metrics(cfg: Config, shape: tuple[int, ...]) -> list[str]:
         return ["kl", "sliced_w2"]
     if name in ("gaussian", "gmm") and not cfg.data.conditional:
         return ["map_mse", "w2", "sliced_w2", "energy"]
+    if name == "array":
+        return list(ARRAY_METRICS)
     if len(shape) == 1:
         return ["w2", "sliced_w2", "energy"]
     if name in ("digits", "mnist", "fashion-mnist"):
@@ -60,6 +70,23 @@ def exact_map(cfg: Config, sigma: float) -> Callable[[Tensor], Tensor] | None:
         return prob64.X(x, z, o)
 
     return exact
+
+
+ARRAY_METRICS = ("fd_array", "sliced_w2_array")
+"""Array data's metrics, on the arrays themselves in their own scale: the Frechet distance of
+Gaussian fits (not FID: no feature network) and the sliced W2."""
+
+
+class _ArrayRun:
+    """What :func:`flowmaps.inputs.save_array_png` reads of a run: its config and data shape."""
+
+    def __init__(self, cfg: Config, shape: tuple[int, ...]) -> None:
+        self.cfg, self.shape = cfg, shape
+
+
+def score_arrays(metric: str, x: Tensor, reference: Tensor) -> float:
+    """An :data:`ARRAY_METRICS` distance between arrays x [n, ...] and reference [m, ...]."""
+    return array_frechet_distance(x, reference) if metric == "fd_array" else sliced_wasserstein2(x, reference)
 
 
 def score_low_dim(metric: str, x: Tensor, reference: Tensor) -> float:
@@ -134,6 +161,9 @@ def evaluate_flow_map(
     g = torch.Generator().manual_seed(cfg.eval.seed)
     noise = sigma * torch.randn(n, *shape, generator=g)
     reference = source.reference(min(n, 100_000), cfg.seed + 1) if source is not None and len(shape) == 1 else None
+    norm = getattr(source, "normalization", None)
+    if source is not None and norm is not None:  # array data: scored in their own scale
+        reference = norm.invert(source.reference(min(n, 20_000), cfg.seed + 1))
     labels = eval_labels(fm, n)
     exact = exact_map(cfg, sigma) if labels is None else None
     exact_x1 = exact(noise) if exact is not None and "map_mse" in requested else None
@@ -149,6 +179,8 @@ def evaluate_flow_map(
         samples_for_plot[key] = {}
         for steps_n in steps:
             x = generate(fm, noise, steps_n, solver, cfg.eval.batch_size, labels, guidance)
+            if norm is not None:
+                x = norm.invert(x)
             row: dict[str, float] = {}
             for m in requested:
                 if m == "kl":
@@ -159,8 +191,12 @@ def evaluate_flow_map(
                     row["map_mse"] = map_mse(x, exact_x1)
                     # relative to the data's scale: sqrt(E|X - X*|^2 / E|x1 - E x1|^2)
                     row["map_rel_err"] = (row["map_mse"] / float(exact_x1.double().var(0).sum())) ** 0.5
+                elif m in ARRAY_METRICS:
+                    if norm is None or reference is None:
+                        raise ConfigError(f"metric {m} needs array data (data.name=array), not {cfg.data.name}")
+                    row[m] = score_arrays(m, x, reference)
                 elif m in ("w2", "sliced_w2", "energy"):
-                    if reference is None:
+                    if reference is None or norm is not None:
                         raise ConfigError(f"metric {m} needs low-dimensional data, not {cfg.data.name}")
                     row[m] = score_low_dim(m, x, reference)
                 elif m in skipped:
@@ -186,6 +222,16 @@ def evaluate_flow_map(
     if len(shape) == 1 and shape[0] == 2:
         lim = 1.2 if cfg.data.name == "checker" else float(reference.abs().max()) * 1.1 if reference is not None else None
         plot_2d_grid(samples_for_plot, out_dir / f"samples-{tag}.png", lim=lim)
+    elif norm is not None:
+        from .inputs import InputError, save_array_png
+
+        for solver, per_n in samples_for_plot.items():
+            name = solver.replace(", guidance ", "-guidance")
+            try:
+                save_array_png(next(iter(per_n.values())), out_dir / f"samples-{tag}-{name}.png", _ArrayRun(cfg, shape),
+                               rows={f"N = {k}": v[:6] for k, v in per_n.items()})
+            except InputError:  # image-shaped arrays without a decoder: no picture
+                pass
     elif len(shape) == 3:
         for solver, per_n in samples_for_plot.items():
             name = solver.replace(", guidance ", "-guidance")
@@ -223,10 +269,13 @@ def reference_scores(cfg: Config, metrics: list[str], source: DataSource | None,
         from .metrics import checker_kl_floor
 
         row["kl"] = checker_kl_floor(n, repeats=3)[0]
+    norm = getattr(source, "normalization", None)
     if reference is not None and source is not None:
         fresh = source.reference(n, cfg.seed + 11)
         for m in metrics:
-            if m in ("w2", "sliced_w2", "energy"):
+            if m in ARRAY_METRICS and norm is not None:
+                row[m] = score_arrays(m, norm.invert(fresh), reference)
+            elif m in ("w2", "sliced_w2", "energy") and norm is None:
                 row[m] = score_low_dim(m, fresh, reference)
     if "fd_classifier" in metrics and source is not None and getattr(source, "num_classes", 0):
         from .metrics.images import image_metric

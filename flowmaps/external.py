@@ -1,4 +1,5 @@
-"""Velocity fields trained outside flowmaps, as teachers (LMD / EMD) and initialisations.
+"""Models trained outside flowmaps: velocity fields, as teachers (LMD / EMD) and initialisations,
+and decoders that turn array samples (e.g. VAE latents) into images.
 
 The contract: a file written by ``torch.jit.save`` (TorchScript) or ``torch.export.save`` (a
 ``.pt2`` ExportedProgram) whose module computes ``v = b(x, t)`` with
@@ -11,6 +12,9 @@ The contract: a file written by ``torch.jit.save`` (TorchScript) or ``torch.expo
 
 The base noise scale sigma is the run's own (``sigma`` in the config): it must be the one the
 velocity was trained with.
+
+A decoder (``data.decoder``) is a file of the same two kinds whose module maps arrays [B, ...] in
+the data's own scale (as the array files hold them) to images [B, C, H, W] in [-1, 1], C = 1 or 3.
 """
 from __future__ import annotations
 
@@ -26,11 +30,11 @@ from .config import ConfigError
 VelocityFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def load_module(path: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:
+def load_module(path: str | Path, device: torch.device | str = "cpu", what: str = "velocity") -> torch.nn.Module:
     """The module in a TorchScript or torch.export file (frozen, eval mode), or ConfigError in one line."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"velocity file {str(p)!r} does not exist; export one with torch.jit.save or torch.export.save")
+        raise ConfigError(f"{what} file {str(p)!r} does not exist; export one with torch.jit.save or torch.export.save")
     try:
         module = torch.export.load(str(p)).module().to(device)
     except Exception:  # not an ExportedProgram archive: try TorchScript
@@ -65,3 +69,22 @@ def load_velocity(path: str | Path, shape: tuple[int, ...], device: torch.device
         raise ConfigError(f"velocity file {str(path)!r} returned {list(v.shape)} for x {list(x.shape)}; it must return v "
                           f"of x's shape")
     return velocity
+
+
+def load_decoder(path: str | Path, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Callable[[Tensor], Tensor]:
+    """arrays [B, *shape] (the data's scale) -> images [B, C, H, W] in [-1, 1], from a file (module
+    doc), checked once on a batch of two zero arrays."""
+    module = load_module(path, device, "decoder")
+
+    @torch.no_grad()
+    def decode(x: Tensor) -> Tensor:
+        return module(x.float().to(device)).float().cpu().clamp(-1, 1)
+
+    try:
+        y = decode(torch.zeros(2, *shape))
+    except Exception as e:
+        raise ConfigError(f"decoder file {str(path)!r} failed on arrays {[2, *shape]}: {type(e).__name__}") from None
+    if y.ndim != 4 or y.shape[0] != 2 or y.shape[1] not in (1, 3):
+        raise ConfigError(f"decoder file {str(path)!r} returned {list(y.shape)} for {[2, *shape]}; it must return "
+                          f"images [B, 1 or 3, H, W]")
+    return decode

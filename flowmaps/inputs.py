@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,3 +93,25 @@ def save_image_folder(x: Tensor, out: Path, names: list[str]) -> None:
         tmp = path.with_name(path.name + f".tmp{os.getpid()}.png")
         Image.fromarray(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)).save(tmp)
         os.replace(tmp, path)
+
+
+def save_array_png(x: Tensor, out: Path, run: Any, nrow: int | None = None, rows: dict[str, Tensor] | None = None) -> None:
+    """Array samples [B, ...] in the data's scale as a PNG: through the run's ``data.decoder`` into
+    an image grid, or as line plots of sequences [L, C]; ``rows`` (label -> arrays) for several rows."""
+    rows = rows or {"samples": x}
+    if run.cfg.data.decoder:
+        from .external import load_decoder
+
+        decode = load_decoder(run.cfg.data.decoder, run.shape)
+        images = torch.cat([decode(v[:16]) for v in rows.values()])
+        save_png_grid(images, out, min(16, rows[next(iter(rows))].shape[0]) if len(rows) > 1 else
+                      (nrow or int(np.ceil(np.sqrt(images.shape[0])))))
+    elif len(run.shape) == 2:
+        from .plots import plot_sequences
+
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}.png")
+        plot_sequences(rows, tmp)
+        os.replace(tmp, out)
+    else:
+        raise InputError(f"cannot draw arrays of shape {list(run.shape)} without a decoder: set data.decoder (arrays -> "
+                         f"images) or write a .npy")

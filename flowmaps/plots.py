@@ -104,3 +104,24 @@ def plot_training(metrics: list[dict], path: str | Path | BinaryIO) -> Path | Bi
     fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path
+
+
+def plot_sequences(rows: dict[str, Tensor], path: str | Path, per_row: int = 6) -> Path:
+    """rows: label -> sequences [k, L, C]; one panel per sequence (its C channels as lines)."""
+    labels = list(rows)
+    fig, axes = plt.subplots(len(labels), per_row, figsize=(2.2 * per_row, 1.6 * len(labels)), squeeze=False)
+    for i, label in enumerate(labels):
+        seqs = rows[label].detach().cpu().float()
+        for j in range(per_row):
+            ax = axes[i][j]
+            if j < seqs.shape[0]:
+                ax.plot(seqs[j].numpy(), linewidth=0.8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(label)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from .config import Config, build_config, check_eval_ema, load_yaml
+from .data.arrays import Normalization
 from .flow_map import FlowMap
 from .train.builders import build_flow_map
 from .train.checkpoint import latest_checkpoint, load_checkpoint
@@ -34,6 +35,15 @@ class Run:
     num_classes: int
     step: int
     ema: str
+    normalization: Normalization | None = None
+
+    def to_data(self, x: Tensor) -> Tensor:
+        """Model outputs [B, ...] -> the data's scale (array data are normalised per channel)."""
+        return x if self.normalization is None else self.normalization.invert(x)
+
+    def from_data(self, x: Tensor) -> Tensor:
+        """Inputs [B, ...] in the data's scale -> the model's."""
+        return x if self.normalization is None else self.normalization.apply(x)
 
 
 def weights_for(name: float | str, raw: dict[str, Tensor], ema_flat: dict[str, Tensor], run_dir: Path | None) -> dict[str, Tensor]:
@@ -90,4 +100,5 @@ def load_run(path: str | Path, ema: float | str | None = None, device: torch.dev
         name = check_eval_ema(cfg, ema, "--ema")
     fm.load_state_dict(weights_for(name, model, ema_flat, root))
     fm = fm.to(device).eval().requires_grad_(False)
-    return Run(root, cfg, fm, float(meta["sigma"]), shape, int(meta["num_classes"]), int(state["step"]), name)
+    norm = Normalization.from_dict(meta["normalization"]) if "normalization" in meta else None
+    return Run(root, cfg, fm, float(meta["sigma"]), shape, int(meta["num_classes"]), int(state["step"]), name, norm)

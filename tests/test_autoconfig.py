@@ -55,3 +55,20 @@ def test_image_folder_resolution_and_unet(tmp_path):
     cfg = build_config(as_layer(auto_config(str(tmp_path / "imgs"), minutes=30, device="cpu")), {"net": {"model_channels": 16}})
     assert cfg.net.model_channels == 16  # --set wins over every automatic choice
     assert json.dumps(as_layer(auto_config("digits", device="cpu")))  # serialisable (saved with the run)
+
+
+def test_array_files_get_a_dit_with_few_tokens(tmp_path):
+    import numpy as np
+
+    from flowmaps.autoconfig import detect_data, dit_patch
+
+    assert dit_patch((4, 32, 32), 16) == 8 and dit_patch((64, 1), 16) == 4 and dit_patch((1, 8, 8), 16) == 2
+    assert dit_patch((3, 6, 6), 4) == 2  # no patch leaves few enough: the largest that divides
+    np.save(tmp_path / "seq.npy", np.zeros((10, 16, 2), np.float32))
+    np.save(tmp_path / "flat.npy", np.zeros((10, 5), np.float32))
+    assert detect_data(str(tmp_path / "seq.npy"))[0] == "array"
+    assert detect_data(str(tmp_path / "flat.npy"))[0] == "points"
+    folder = tmp_path / "lat"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.zeros((10, 4, 8, 8), np.float32))
+    assert detect_data(str(folder))[0] == "array"

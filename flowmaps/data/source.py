@@ -3,7 +3,7 @@ resuming is exact and data-parallel ranks (or accumulation micro-batches) see di
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -56,7 +56,8 @@ class SamplerSource(DataSource):
 
 
 class ArraySource(DataSource):
-    """A finite data set, visited in seeded random order epoch after epoch (no repeats within one)."""
+    """A finite data set, visited in seeded random order epoch after epoch (no repeats within one):
+    points [N, D], or an indexable set with ``batch`` (images, :class:`flowmaps.data.arrays.ArrayFiles`)."""
 
     def __init__(self, name: str, data: ImageData | Tensor, flip: bool = False, labels: Tensor | None = None) -> None:
         self.name, self.flip = name, flip
@@ -71,6 +72,11 @@ class ArraySource(DataSource):
             self.size, self.shape, self.num_classes = len(data), data.shape, data.num_classes
         self.full_images = self.images  # the whole labelled set (the project classifier trains on it)
         self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
+
+    @property
+    def normalization(self) -> Any:
+        """Array data's per-channel :class:`flowmaps.data.arrays.Normalization` (None otherwise)."""
+        return getattr(self.images, "normalization", None)
 
     def _perm(self, seed: int, epoch: int) -> np.ndarray:
         key = (seed, epoch)
@@ -173,16 +179,24 @@ def build_source(name: str, path: str | None = None, cache: str | None = None, r
         if labels is not None:
             src.num_classes = int(labels.max()) + 1
         return src
+    if name == "array":
+        if not path:
+            raise FileNotFoundError("data.name=array needs data.path: a .npy or .safetensors file [N, ...] or a folder of them")
+        from .arrays import ArrayFiles
+
+        return _finite(name, ArrayFiles(path), holdout, classes, split, False)
     if name in IMAGE_DATASETS:
-        data = load_images(name, path, resolution=resolution, cache_dir=cache)
-        if holdout or classes is not None or split != "train":
-            if classes is not None and not data.num_classes:
-                raise ValueError(f"data.classes needs a labelled image set; {name!r} has no labels")
-            full = data
-            src = ArraySource(name, data.subset(_select(data.all_labels(), holdout, classes, split)),
-                              flip=flip and split == "train")
-            src.full_images = full
-            return src
-        return ArraySource(name, data, flip=flip)
-    valid = sorted(TOY) + ["points"] + list(IMAGE_DATASETS)
+        return _finite(name, load_images(name, path, resolution=resolution, cache_dir=cache), holdout, classes, split, flip)
+    valid = sorted(TOY) + ["points", "array"] + list(IMAGE_DATASETS)
     raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(valid)}")
+
+
+def _finite(name: str, data: Any, holdout: float, classes: list[int] | None, split: str, flip: bool) -> ArraySource:
+    """An :class:`ArraySource` over images or array files, split as :func:`build_source` says."""
+    if not (holdout or classes is not None or split != "train"):
+        return ArraySource(name, data, flip=flip)
+    if classes is not None and not data.num_classes:
+        raise ValueError(f"data.classes needs labels; {name!r} has none")
+    src = ArraySource(name, data.subset(_select(data.all_labels(), holdout, classes, split)), flip=flip and split == "train")
+    src.full_images = data
+    return src

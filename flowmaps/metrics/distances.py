@@ -48,3 +48,13 @@ def energy_distance(a: Tensor, b: Tensor, n: int = 4000, seed: int = 0) -> float
 def map_mse(learned: Tensor, exact: Tensor) -> float:
     """Mean over samples of |learned - exact|^2 (summed over dimensions)."""
     return float((learned.detach().double() - exact.detach().double()).square().flatten(1).sum(1).mean())
+
+
+def array_frechet_distance(a: Tensor, b: Tensor) -> float:
+    """Frechet distance between Gaussian fits of flattened arrays a [n, ...] and b [m, ...] in
+    their own units (the arrays themselves, no feature network: not FID)."""
+    from .fid import feature_stats, frechet_distance
+
+    mu1, s1 = feature_stats(a.detach().double().cpu().flatten(1).numpy())
+    mu2, s2 = feature_stats(b.detach().double().cpu().flatten(1).numpy())
+    return frechet_distance(mu1, s1, mu2, s2)

@@ -137,6 +137,7 @@ class Trainer:
         self.bad_steps = 0
         self.grad_history: list[float] = []  # gradient norms of the last accepted steps (spike guard)
         self.lr_scale = 1.0  # halved by each recovery from a divergence
+        self._start: dict[str, Any] | None = None  # the step-0 state, for a recovery before the first checkpoint
         self.recoveries: list[dict[str, Any]] = []
         self.budget: dict[str, Any] | None = None
         self.init: dict[str, Any] | None = None
@@ -158,6 +159,8 @@ class Trainer:
                 "parameters": count_parameters(self.fm), "device": str(self.device),
                 "world_size": self.dist.world_size, "precision": self.cfg.train.precision,
                 "command": ["flowmaps" if Path(sys.argv[0]).name in ("flowmaps", "cli.py") else sys.argv[0], *sys.argv[1:]]}
+        if getattr(self.source, "normalization", None) is not None:
+            meta["normalization"] = self.source.normalization.as_dict()  # array data: undone on every output
         if self.budget is not None:
             meta["budget"] = self.budget
         if self.init is not None:
@@ -395,6 +398,8 @@ class Trainer:
 
             bar = tqdm(total=cfg.train.steps, initial=self.step, desc=f"{cfg.method} {cfg.data.name}", unit="step",
                        dynamic_ncols=True)
+        # a divergence before the first checkpoint restarts from here (see recover)
+        self._start = self._start_state() if self.step == 0 and cfg.train.recover > 0 else None
         window: list[dict[str, Any]] = []
         t0 = time.perf_counter()
         try:
@@ -427,24 +432,43 @@ class Trainer:
         D.barrier(self.dist)
         return self.out
 
+    def _start_state(self) -> dict[str, Any]:
+        """What a restart from step 0 needs (kept on the CPU): the initial weights, EMAs,
+        optimizer state and random state."""
+        return {"model": {k: v.detach().to("cpu", copy=True) for k, v in self.fm.state_dict().items()},
+                "ema": {k: v.detach().to("cpu", copy=True) for k, v in self.ema.flat().items()},
+                "optimizer": copy.deepcopy(self.opt.state_dict()), "torch_rng": torch.get_rng_state()}
+
+    def _restart_from_start(self) -> None:
+        start = self._start
+        self.fm.load_state_dict(start["model"])
+        self.ema.load_flat(start["ema"], 0)
+        self.opt.load_state_dict(start["optimizer"])
+        torch.set_rng_state(start["torch_rng"])
+        self.step, self.bad_steps, self.grad_history = 0, 0, []
+
     def recover(self, error: TrainingDiverged) -> None:
-        """Go back to the last checkpoint and continue with the learning rate halved, at most
-        ``train.recover`` times in a run; re-raise ``error`` when none is left or there is no
-        checkpoint. The batches are a pure function of the step, so the replay sees the same
-        data: only the smaller steps change the path. The recovery is reported (stderr, run.json)
-        and checkpointed, so a resumed run keeps its learning rate."""
+        """Go back to the last checkpoint (or to the start, before the first one) and continue
+        with the learning rate halved, at most ``train.recover`` times in a run; re-raise
+        ``error`` when none is left. The batches are a pure function of the step, so the replay
+        sees the same data: only the smaller steps change the path. The recovery is reported
+        (stderr, run.json) and checkpointed, so a resumed run keeps its learning rate."""
         ckpt = latest_checkpoint(self.out / "checkpoints")
-        if len(self.recoveries) >= self.cfg.train.recover or ckpt is None:
+        if len(self.recoveries) >= self.cfg.train.recover or (ckpt is None and self._start is None):
             if self.recoveries:
-                raise TrainingDiverged(f"{error} (after {len(self.recoveries)} restart(s) from a checkpoint with the "
-                                       f"learning rate halved)") from None
+                raise TrainingDiverged(f"{error} (after {len(self.recoveries)} restart(s) with the learning rate "
+                                       f"halved)") from None
             raise error
         diverged_at = self.step + 1
-        self._restore(ckpt)
+        if ckpt is None:
+            self._restart_from_start()
+        else:
+            self._restore(ckpt)
         self.lr_scale *= 0.5
         self.recoveries.append({"diverged_at": diverged_at, "restarted_from": self.step, "lr_scale": self.lr_scale})
         if self.dist.is_main:
-            print(f"flowmaps: training diverged at step {diverged_at}; restarting from the step-{self.step} checkpoint with "
+            where = f"the step-{self.step} checkpoint" if ckpt is not None else "the start (no checkpoint yet)"
+            print(f"flowmaps: training diverged at step {diverged_at}; restarting from {where} with "
                   f"the learning rate halved (recovery {len(self.recoveries)} of {self.cfg.train.recover})", file=sys.stderr)
             meta = json.loads((self.out / "run.json").read_text())
             meta["recoveries"] = self.recoveries

@@ -249,3 +249,21 @@ def test_budget_with_a_curriculum_times_both_kinds_of_step(tmp_path):
     again.fit()
     for (k, a), b in zip(tr.fm.state_dict().items(), again.fm.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_a_divergence_before_the_first_checkpoint_restarts_from_the_start(tmp_path, monkeypatch):
+    """Steps go bad from step 3 while the learning rate is full; with it halved they are fine."""
+    tr = Trainer(_cfg(steps=12, max_bad_steps=2, recover=1), tmp_path / "s")
+    real = tr.objective.__call__
+
+    def poisoned(fm, x1, cond=None, generator=None, stage=None):
+        out = real(fm, x1, cond, generator, stage)
+        if tr.lr_scale == 1.0 and tr.step >= 3:
+            out.loss = out.loss * float("nan")
+        return out
+
+    poisoned.stage = tr.objective.stage
+    monkeypatch.setattr(tr, "objective", poisoned)
+    tr.fit()
+    assert tr.step == 12 and tr.recoveries == [{"diverged_at": 5, "restarted_from": 0, "lr_scale": 0.5}]
+    assert json.loads((tmp_path / "s" / "run.json").read_text())["recoveries"][0]["restarted_from"] == 0

@@ -156,12 +156,19 @@ def _array_choices(shape: tuple[int, ...], dev: DeviceInfo) -> list[Choice]:
         Choice("train.batch_size", 128 if cpu else 256, "fits the budget on a CPU" if cpu else "per GPU step"),
         Choice("train.lr", 1e-3, "RAdam; transformers train at a smaller rate than the EDM2 UNet's 5e-3"),
         Choice("train.betas", [0.9, 0.99], "as for images"),
+        *_unet_like_schedule(cpu, "as for images"),
+        Choice("eval.num_samples", 2000 if cpu else 10000, "samples per N for the array distances"),
+    ]
+
+
+def _unet_like_schedule(cpu: bool, clip_why: str) -> list[Choice]:
+    """The curriculum, clipping, checkpoints and evaluated step counts shared by image and array data."""
+    return [
         Choice("loss.curriculum_fm", 0.15, "App. F.2: flow matching alone for the first 15% (cheaper steps)"),
         Choice("loss.curriculum_ramp", 0.15, "then jumps grow to the full triangle over 15%"),
-        Choice("train.grad_clip", 1.0, "as for images"),
+        Choice("train.grad_clip", 1.0, clip_why),
         Choice("train.ckpt_every", 500, "checkpoints"),
         Choice("eval.steps", [1, 2, 4] if cpu else [1, 2, 4, 8], "step counts to evaluate"),
-        Choice("eval.num_samples", 2000 if cpu else 10000, "samples per N for the array distances"),
     ]
 
 
@@ -247,11 +254,7 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
         Choice("train.batch_size", batch, "fits the budget on a CPU" if cpu else "per GPU step"),
         Choice("train.lr", 5e-3, "RAdam with clip 1 (EDM2-style UNet)"),
         Choice("train.betas", [0.9, 0.99], "beta2 0.99 (EDM2's): digits at N = 1 went from 55 to 44 with it and the curriculum"),
-        Choice("loss.curriculum_fm", 0.15, "App. F.2: flow matching alone for the first 15% (cheaper steps)"),
-        Choice("loss.curriculum_ramp", 0.15, "then jumps grow to the full triangle over 15%"),
-        Choice("train.grad_clip", 1.0, "the paper's clip for images"),
-        Choice("train.ckpt_every", 500, "checkpoints"),
-        Choice("eval.steps", [1, 2, 4] if cpu else [1, 2, 4, 8], "step counts to evaluate"),
+        *_unet_like_schedule(cpu, "the paper's clip for images"),
         Choice("eval.num_samples", 300 if cpu else 10000,
                "samples per N: Inception features cost about 0.1 s an image on a CPU (FID on few samples is biased upward)"
                if cpu else "samples per N (FID on few samples is biased upward)"),

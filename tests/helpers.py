@@ -52,3 +52,13 @@ def path_batch(problem, n, gen=None, full_square=False):
     s, t = (a, b) if full_square else (torch.minimum(a, b), torch.maximum(a, b))
     x_s = (1 - s[:, None]) * x0 + s[:, None] * x1
     return x_s, x1 - x0, s, t, x0, x1
+
+
+def gradients_through_the_jvp(fm, x, s, t, backends=("func", "forward_ad", "fd")):
+    """backend -> the gradient (all parameters, flattened) of |d/dt X_{s,t}(x)|^2 through each JVP backend."""
+    grads = {}
+    for backend in backends:
+        fm.zero_grad()
+        fm.X_and_dt(x, s, t, backend)[1].square().sum().backward()
+        grads[backend] = torch.cat([p.grad.flatten() for p in fm.parameters() if p.grad is not None])
+    return grads

@@ -5,6 +5,8 @@ from flowmaps import FlowMap, Objective, ObjectiveConfig, Teacher, check_jvp
 from flowmaps.losses import METHODS
 from flowmaps.nets.dit import DiT, DiTConfig, dit_parameter_count
 
+from ..helpers import gradients_through_the_jvp
+
 IMAGE = DiTConfig(input_shape=(1, 8, 8), patch_size=2, hidden=32, depth=2, heads=2, learned_weight=True)
 SEQUENCE = DiTConfig(input_shape=(16, 3), patch_size=4, hidden=32, depth=2, heads=4)
 
@@ -63,11 +65,7 @@ def test_gradient_through_the_jvp_matches_across_backends():
     fm = FlowMap(_randomised(IMAGE), time_input="s_dt")
     x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
     s, t = torch.tensor([0.1, 0.4], dtype=torch.float64), torch.tensor([0.6, 0.95], dtype=torch.float64)
-    grads = {}
-    for backend in ("func", "forward_ad", "fd"):
-        fm.zero_grad()
-        fm.X_and_dt(x, s, t, backend)[1].square().sum().backward()
-        grads[backend] = torch.cat([p.grad.flatten() for p in fm.parameters() if p.grad is not None])
+    grads = gradients_through_the_jvp(fm, x, s, t)
     assert torch.allclose(grads["func"], grads["forward_ad"], rtol=1e-9, atol=1e-12)
     assert torch.allclose(grads["func"], grads["fd"], rtol=1e-5, atol=1e-8)
 

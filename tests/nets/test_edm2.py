@@ -7,6 +7,8 @@ from flowmaps import FlowMap, Objective, ObjectiveConfig, check_jvp
 from flowmaps.nets.edm2 import PRESETS, EDM2Config, EDM2UNet
 from flowmaps.nets.mp import MPConv
 
+from ..helpers import gradients_through_the_jvp
+
 SMALL = EDM2Config(img_resolution=8, img_channels=1, model_channels=16, channel_mult=[1, 2], num_blocks=1,
                    attn_resolutions=[4], channels_per_head=16, dropout=0.0)
 
@@ -55,11 +57,7 @@ def test_gradient_through_the_jvp_matches_across_backends():
     fm = FlowMap(_randomised().double(), time_input="s_dt")
     x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
     s, t = torch.tensor([0.1, 0.4], dtype=torch.float64), torch.tensor([0.6, 0.95], dtype=torch.float64)
-    grads = {}
-    for backend in ("func", "forward_ad", "fd"):
-        fm.zero_grad()
-        fm.X_and_dt(x, s, t, backend)[1].square().sum().backward()
-        grads[backend] = torch.cat([p.grad.flatten() for p in fm.parameters() if p.grad is not None])
+    grads = gradients_through_the_jvp(fm, x, s, t)
     assert torch.allclose(grads["func"], grads["forward_ad"], rtol=1e-9, atol=1e-12)
     assert torch.allclose(grads["func"], grads["fd"], rtol=1e-5, atol=1e-8)
 

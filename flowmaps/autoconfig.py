@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .config import ConfigError
-from .data.images import IMAGE_DATASETS, IMAGE_SUFFIXES, MissingDataError
+from .data.images import IMAGE_DATASETS, IMAGE_SUFFIXES, MissingDataError, list_images
 from .data.toy2d import TOY
 
 NAMED_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
@@ -94,7 +94,7 @@ def detect_resolution(folder: str | Path, device: DeviceInfo, limit: int = 200,
     the budget can train (:func:`cpu_resolution_cap`)."""
     from PIL import Image
 
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = list_images(Path(folder))
     sides = []
     for f in files[:limit]:
         try:

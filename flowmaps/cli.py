@@ -289,7 +289,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     elif run.normalization is not None:
         rows = {f"class {c}": part for c, part in zip(classes, x.chunk(len(classes)))} if classes else None
         try:
-            save_array_png(x, out, run, rows=rows)
+            save_array_png(x, out, run.cfg, run.shape, rows=rows)
         except InputError as e:
             raise CLIError(str(e)) from None
     elif len(run.shape) == 1 and run.shape[0] == 2:

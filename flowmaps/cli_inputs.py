@@ -138,7 +138,7 @@ def _write(x: Tensor, out: Path, run: Any, names: list[str], before: Tensor | No
         save_npy(x, out)
     elif out.suffix == ".png" and run.normalization is not None:
         k = min(16, x.shape[0])
-        save_array_png(x, out, run, rows={"input": before[:k], "result": x[:k]} if before is not None else None)
+        save_array_png(x, out, run.cfg, run.shape, rows={"input": before[:k], "result": x[:k]} if before is not None else None)
     elif out.suffix == ".png" and len(run.shape) == 3:
         k = min(16, x.shape[0])
         save_png_grid(torch.cat([before[:k], x[:k]]) if before is not None else x[:64], out,

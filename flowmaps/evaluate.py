@@ -77,13 +77,6 @@ ARRAY_METRICS = ("fd_array", "sliced_w2_array")
 Gaussian fits (not FID: no feature network) and the sliced W2."""
 
 
-class _ArrayRun:
-    """What :func:`flowmaps.inputs.save_array_png` reads of a run: its config and data shape."""
-
-    def __init__(self, cfg: Config, shape: tuple[int, ...]) -> None:
-        self.cfg, self.shape = cfg, shape
-
-
 def score_arrays(metric: str, x: Tensor, reference: Tensor) -> float:
     """An :data:`ARRAY_METRICS` distance between arrays x [n, ...] and reference [m, ...]."""
     return array_frechet_distance(x, reference) if metric == "fd_array" else sliced_wasserstein2(x, reference)
@@ -228,7 +221,7 @@ def evaluate_flow_map(
         for solver, per_n in samples_for_plot.items():
             name = solver.replace(", guidance ", "-guidance")
             try:
-                save_array_png(next(iter(per_n.values())), out_dir / f"samples-{tag}-{name}.png", _ArrayRun(cfg, shape),
+                save_array_png(next(iter(per_n.values())), out_dir / f"samples-{tag}-{name}.png", cfg, shape,
                                rows={f"N = {k}": v[:6] for k, v in per_n.items()})
             except InputError:  # image-shaped arrays without a decoder: no picture
                 pass

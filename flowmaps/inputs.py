@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data.images import IMAGE_SUFFIXES, read_image
+from .data.images import IMAGE_SUFFIXES, atomic_save, list_images, read_image
 
 
 class InputError(ValueError):
@@ -35,7 +35,7 @@ def read_inputs(path: str | Path, shape: tuple[int, ...]) -> tuple[Tensor, list[
     if p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES:
         if len(shape) != 3:
             raise InputError(f"--input {str(p)!r} holds images, but this run's data are {_need(shape)}: give a .npy or .csv")
-        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()) if p.is_dir() else [p]
+        files = list_images(p) if p.is_dir() else [p]
         if not files:
             raise InputError(f"--input {str(p)!r}: no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder")
         arr = np.stack([read_image(f, shape[1], shape[0]) for f in files])
@@ -61,10 +61,8 @@ def read_inputs(path: str | Path, shape: tuple[int, ...]) -> tuple[Tensor, list[
 
 
 def save_npy(x: Tensor | np.ndarray, out: Path) -> None:
-    """Write an array atomically (a temporary file, then a rename)."""
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}.npy")
-    np.save(tmp, x.numpy() if isinstance(x, Tensor) else x)
-    os.replace(tmp, out)
+    """Write an array atomically (:func:`flowmaps.data.images.atomic_save`)."""
+    atomic_save(out, x.numpy() if isinstance(x, Tensor) else x)
 
 
 def save_png_grid(x: Tensor, out: Path, nrow: int) -> None:
@@ -95,23 +93,24 @@ def save_image_folder(x: Tensor, out: Path, names: list[str]) -> None:
         os.replace(tmp, path)
 
 
-def save_array_png(x: Tensor, out: Path, run: Any, nrow: int | None = None, rows: dict[str, Tensor] | None = None) -> None:
-    """Array samples [B, ...] in the data's scale as a PNG: through the run's ``data.decoder`` into
-    an image grid, or as line plots of sequences [L, C]; ``rows`` (label -> arrays) for several rows."""
+def save_array_png(x: Tensor, out: Path, cfg: Any, shape: tuple[int, ...], nrow: int | None = None,
+                   rows: dict[str, Tensor] | None = None) -> None:
+    """Array samples [B, *shape] in the data's scale as a PNG: through ``cfg.data.decoder`` into an
+    image grid, or as line plots of sequences [L, C]; ``rows`` (label -> arrays) for several rows."""
     rows = rows or {"samples": x}
-    if run.cfg.data.decoder:
+    if cfg.data.decoder:
         from .external import load_decoder
 
-        decode = load_decoder(run.cfg.data.decoder, run.shape)
+        decode = load_decoder(cfg.data.decoder, shape)
         images = torch.cat([decode(v[:16]) for v in rows.values()])
         save_png_grid(images, out, min(16, rows[next(iter(rows))].shape[0]) if len(rows) > 1 else
                       (nrow or int(np.ceil(np.sqrt(images.shape[0])))))
-    elif len(run.shape) == 2:
+    elif len(shape) == 2:
         from .plots import plot_sequences
 
         tmp = out.with_name(out.name + f".tmp{os.getpid()}.png")
         plot_sequences(rows, tmp)
         os.replace(tmp, out)
     else:
-        raise InputError(f"cannot draw arrays of shape {list(run.shape)} without a decoder: set data.decoder (arrays -> "
+        raise InputError(f"cannot draw arrays of shape {list(shape)} without a decoder: set data.decoder (arrays -> "
                          f"images) or write a .npy")

@@ -62,3 +62,14 @@ def gradients_through_the_jvp(fm, x, s, t, backends=("func", "forward_ad", "fd")
         fm.X_and_dt(x, s, t, backend)[1].square().sum().backward()
         grads[backend] = torch.cat([p.grad.flatten() for p in fm.parameters() if p.grad is not None])
     return grads
+
+
+def map_jvp_report(fm, x, s, t, wrt):
+    """check_jvp's report for the JVP of X_{s,t}(x) in ``wrt`` ("t", "s" or "x") against finite differences."""
+    from flowmaps import check_jvp
+
+    fns = {"t": (lambda tt: fm.X(x, s, tt), (t,), (torch.ones_like(t),)),
+           "s": (lambda ss: fm.X(x, ss, t), (s,), (torch.ones_like(s),)),
+           "x": (lambda xx: fm.X(xx, s, t), (x,), (torch.randn_like(x),))}
+    fn, p, v = fns[wrt]
+    return check_jvp(fn, p, v)

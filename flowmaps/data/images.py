@@ -137,7 +137,8 @@ def load_cifar10(root: str | Path, split: str = "train") -> tuple[np.ndarray, np
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _list_images(root: Path) -> list[Path]:
+def list_images(root: Path) -> list[Path]:
+    """Every image file under ``root`` (recursively), sorted."""
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
@@ -171,7 +172,7 @@ def load_image_folder(
     from PIL import Image
 
     root = Path(root)
-    files = _list_images(root) if root.is_dir() else []
+    files = list_images(root) if root.is_dir() else []
     if not files:
         hint = f"; they are published at {published}" if published else ""
         raise MissingDataError(f"{name}: no image files ({', '.join(IMAGE_SUFFIXES)}) under {str(root)!r}{hint}. Set data.path.")
@@ -212,7 +213,8 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- the cache ------------------------------------------------------------------------------------
-def _atomic_save(path: Path, array: np.ndarray) -> None:
+def atomic_save(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to the .npy file ``path`` atomically (a synced temporary file, then a rename)."""
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as f:
         np.save(f, array)
@@ -229,8 +231,8 @@ def cached(key: str, cache_dir: str | Path, build: Callable[[], tuple[np.ndarray
         return np.load(img_path, mmap_mode="r"), np.load(lab_path)
     images, labels = build()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_save(lab_path, labels)  # labels first: images present implies a complete pair
-    _atomic_save(img_path, np.ascontiguousarray(images))
+    atomic_save(lab_path, labels)  # labels first: images present implies a complete pair
+    atomic_save(img_path, np.ascontiguousarray(images))
     return np.load(img_path, mmap_mode="r"), np.load(lab_path)
 
 

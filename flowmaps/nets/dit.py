@@ -152,9 +152,7 @@ class Attention(nn.Module):
 
     def __init__(self, dim: int, heads: int, qk_norm: bool) -> None:
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"the width {dim} is not divisible by {heads} heads")
-        self.heads = heads
+        self.heads = heads  # token_layout checked that the width splits into the heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.q_norm = RMSNorm(dim // heads) if qk_norm else nn.Identity()

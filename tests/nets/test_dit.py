@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from flowmaps import FlowMap, Objective, ObjectiveConfig, Teacher, check_jvp
+from flowmaps import FlowMap, Objective, ObjectiveConfig, Teacher
 from flowmaps.losses import METHODS
 from flowmaps.nets.dit import DiT, DiTConfig, dit_parameter_count
 
-from ..helpers import gradients_through_the_jvp
+from ..helpers import gradients_through_the_jvp, map_jvp_report
 
 IMAGE = DiTConfig(input_shape=(1, 8, 8), patch_size=2, hidden=32, depth=2, heads=2, learned_weight=True)
 SEQUENCE = DiTConfig(input_shape=(16, 3), patch_size=4, hidden=32, depth=2, heads=4)
@@ -53,11 +53,7 @@ def test_jvp_matches_finite_differences(cfg, wrt):
     fm = FlowMap(_randomised(cfg), time_input="s_dt")
     x = torch.randn(2, *cfg.input_shape, dtype=torch.float64)
     s, t = torch.tensor([0.1, 0.4], dtype=torch.float64), torch.tensor([0.6, 0.95], dtype=torch.float64)
-    fns = {"t": (lambda tt: fm.X(x, s, tt), (t,), (torch.ones_like(t),)),
-           "s": (lambda ss: fm.X(x, ss, t), (s,), (torch.ones_like(s),)),
-           "x": (lambda xx: fm.X(xx, s, t), (x,), (torch.randn_like(x),))}
-    fn, p, v = fns[wrt]
-    report = check_jvp(fn, p, v)
+    report = map_jvp_report(fm, x, s, t, wrt)
     assert report.relative_error["func"] < 1e-7 and report.relative_error["forward_ad"] < 1e-7, report
 
 

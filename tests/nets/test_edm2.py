@@ -3,11 +3,11 @@ import copy
 import pytest
 import torch
 
-from flowmaps import FlowMap, Objective, ObjectiveConfig, check_jvp
+from flowmaps import FlowMap, Objective, ObjectiveConfig
 from flowmaps.nets.edm2 import PRESETS, EDM2Config, EDM2UNet
 from flowmaps.nets.mp import MPConv
 
-from ..helpers import gradients_through_the_jvp
+from ..helpers import gradients_through_the_jvp, map_jvp_report
 
 SMALL = EDM2Config(img_resolution=8, img_channels=1, model_channels=16, channel_mult=[1, 2], num_blocks=1,
                    attn_resolutions=[4], channels_per_head=16, dropout=0.0)
@@ -44,11 +44,7 @@ def test_forward_ad_jvp_matches_finite_differences(wrt):
     fm = FlowMap(_randomised().double(), time_input="s_dt")
     x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
     s, t = torch.tensor([0.1, 0.4], dtype=torch.float64), torch.tensor([0.6, 0.95], dtype=torch.float64)
-    fns = {"t": (lambda tt: fm.X(x, s, tt), (t,), (torch.ones_like(t),)),
-           "s": (lambda ss: fm.X(x, ss, t), (s,), (torch.ones_like(s),)),
-           "x": (lambda xx: fm.X(xx, s, t), (x,), (torch.randn_like(x),))}
-    fn, p, v = fns[wrt]
-    report = check_jvp(fn, p, v)
+    report = map_jvp_report(fm, x, s, t, wrt)
     assert report.relative_error["func"] < 1e-7 and report.relative_error["forward_ad"] < 1e-7, report
 
 

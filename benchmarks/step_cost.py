@@ -3,7 +3,7 @@
 Each step is: objective (diagonal + off-diagonal branch) forward, backward, RAdam update.
 Same network, batch and eta for every method; timings are interleaved rounds, median per method.
 Peak memory: on CUDA, torch.cuda.max_memory_allocated during one step above the memory held
-before it; on CPU (Linux), the peak RSS during the first step above the RSS after setup, in a
+before it (in one process); on CPU (Linux), the peak RSS during the first step above the RSS after setup, in a
 fresh subprocess per method (it includes the optimizer state, the same for every method).
 
     python benchmarks/step_cost.py                      # checker MLP (batch 4096) + small UNet
@@ -46,8 +46,9 @@ NETS = {
 }
 
 
-def _setup(net_name: str, method: str, device: str, dtype: str, backend: str = "auto"):
-    build, shape, batch = NETS[net_name]
+def _setup(net_name: str, method: str, device: str, dtype: str, backend: str = "auto", batch: int | None = None):
+    build, shape, default_batch = NETS[net_name]
+    batch = batch or default_batch
     torch.manual_seed(0)
     net, time_input = build()
     if dtype == "bf16" and isinstance(net, EDM2UNet):
@@ -94,21 +95,12 @@ def time_methods(net_name: str, device: str, dtype: str, rounds: int, steps: int
 
 def _peak_child(net_name, method, device, dtype, backend, queue):
     step = _setup(net_name, method, device, dtype, backend)
-    if device.startswith("cuda"):
-        step()
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        queue.put((torch.cuda.max_memory_allocated() - base) / 2**20)
-    else:
-        # Linux: reset the peak-RSS mark (clear_refs 5), then read VmHWM after one step.
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        base = _status_kib("VmRSS")
-        step()
-        queue.put((_status_kib("VmHWM") - base) / 1024)
+    # Linux: reset the peak-RSS mark (clear_refs 5), then read VmHWM after one step.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _status_kib("VmRSS")
+    step()
+    queue.put((_status_kib("VmHWM") - base) / 1024)
 
 
 def _status_kib(field: str) -> int:
@@ -119,7 +111,27 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def _peak_cuda(net_name: str, method: str, device: str, dtype: str, backend: str) -> float:
+    step = _setup(net_name, method, device, dtype, backend)
+    step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    step()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
 def peak_memory(net_name: str, device: str, dtype: str, backend: str) -> dict[str, float]:
+    if device.startswith("cuda"):
+        # CUDA counts allocations per process exactly, so no fresh process is needed (a CUDA start
+        # per method would cost seconds of a short GPU lease); memory of the methods measured
+        # earlier is freed before each one.
+        out = {}
+        for m in METHODS:
+            out[m] = _peak_cuda(net_name, m, device, dtype, backend)
+            torch.cuda.empty_cache()
+        return out
     ctx = mp.get_context("spawn")
     out = {}
     for m in METHODS:

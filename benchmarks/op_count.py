@@ -4,9 +4,11 @@ On a GPU, eager PyTorch pays a roughly fixed host cost (dispatch plus kernel lau
 operation, whatever its size. When a step's kernels are short, that cost sets the step time and
 the ratio of two methods' step times tends to the ratio of their operation counts, not of their
 arithmetic. This script counts, with torch.profiler on the CPU (the count does not depend on the
-device or the batch), the ATen operations of one step (objective forward, backward, RAdam update)
+batch; the CPU's is a proxy for the GPU's, whose kernels may differ in detail), the ATen operations of one step's objective forward and backward
 for each method of ``benchmarks/step_cost.py``, and the ones called from Python directly
-("top level"). Divide a GPU step time by its count to get the time per operation.
+("top level"). The optimizer's update is left out: on CUDA PyTorch runs it as a few dozen
+multi-tensor kernels, on the CPU as a dozen operations per parameter tensor, so a CPU count of it
+would not carry over. Divide a GPU step time by the count to get the time per operation.
 
     python benchmarks/op_count.py --nets unet-cifar10 dit-b2 --batch 4
 """
@@ -23,7 +25,7 @@ from torch.profiler import ProfilerActivity, profile
 
 def count_ops(net_name: str, method: str, batch: int) -> dict[str, int]:
     """ATen operations in one training step (after one warm-up step)."""
-    step = _setup(net_name, method, "cpu", "fp32", batch=batch)
+    step = _setup(net_name, method, "cpu", "fp32", batch=batch, update=False)
     step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()

@@ -46,7 +46,9 @@ NETS = {
 }
 
 
-def _setup(net_name: str, method: str, device: str, dtype: str, backend: str = "auto", batch: int | None = None):
+def _setup(net_name: str, method: str, device: str, dtype: str, backend: str = "auto", batch: int | None = None,
+           update: bool = True):
+    """One training step as a closure; ``update=False`` leaves out the optimizer's update."""
     build, shape, default_batch = NETS[net_name]
     batch = batch or default_batch
     torch.manual_seed(0)
@@ -66,7 +68,8 @@ def _setup(net_name: str, method: str, device: str, dtype: str, backend: str = "
             out = obj(fm, x1, generator=gen)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
-        opt.step()
+        if update:
+            opt.step()
 
     return step
 

@@ -123,10 +123,11 @@ def _points_dim(name: str, path: str | None) -> int:
 
 
 def dit_patch(shape: tuple[int, ...], max_tokens: int) -> int:
-    """The smallest patch size (1, 2, 4, ...) that divides the item's grid and leaves at most
-    ``max_tokens`` tokens ([C, H, W]: (H / p)(W / p); [L, C]: L / p); the largest dividing one else."""
+    """The smallest patch size that divides the item's grid and leaves at most ``max_tokens``
+    tokens ([C, H, W]: (H / p)(W / p); [L, C]: L / p), e.g. 7 for 28 x 28 and 16 tokens; the
+    largest dividing one else."""
     grid = shape[1:] if len(shape) == 3 else shape[:1]
-    fits = [p for p in (1, 2, 4, 8, 16, 32) if all(g % p == 0 for g in grid)]
+    fits = [p for p in range(1, min(grid) + 1) if all(g % p == 0 for g in grid)]
     for p in fits:
         if int(torch.tensor([g // p for g in grid]).prod()) <= max_tokens:
             return p
@@ -146,7 +147,9 @@ def _array_choices(shape: tuple[int, ...], dev: DeviceInfo) -> list[Choice]:
         net = {"kind": "dit", "width": 128 if cpu else 384, "depth": 6 if cpu else 12, "heads": 4 if cpu else 6,
                "patch_size": patch, "learned_weight": True}
         what = "images or latents [C, H, W]" if len(shape) == 3 else "sequences [L, C]"
-        why = f"{what} of shape {list(shape)}: a DiT with patch {patch} (at most {max_tokens} tokens), " + \
+        tokens = int(torch.tensor([g // patch for g in (shape[1:] if len(shape) == 3 else shape[:1])]).prod())
+        cap = f"at most {max_tokens}" if tokens <= max_tokens else f"no dividing patch reaches {max_tokens} or fewer"
+        why = f"{what} of shape {list(shape)}: a DiT with patch {patch} ({tokens} tokens; {cap}), " + \
             ("small enough for minutes on a CPU" if cpu else "DiT-S's width and depth")
     return [
         Choice("net", net, why),

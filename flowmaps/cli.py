@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--solver", help="comma-separated: map, euler, heun, rk4 (default: map; euler,heun for method fm)")
     e.add_argument("--ema", help="as for sample; auto: choose again among raw, tracked and reconstructed EMAs")
     e.add_argument("--num", type=int, help="number of samples (default the run's eval.num_samples)")
+    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change an eval.* key, or data.path / data.cache / data.decoder, for this evaluation "
+                        "(e.g. eval.fid_reference=stats.npz)")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of a run")
     r.add_argument("--run", required=True)
@@ -306,6 +309,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+EVAL_DATA_KEYS = frozenset({"data.path", "data.cache", "data.decoder"})
+"""The data keys ``flowmaps eval --set`` may change (where the data and its decoder live)."""
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .data.images import MissingDataError
     from .evaluate import evaluate_flow_map, format_table, write_eval
@@ -314,6 +321,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     run = load_run(args.run, ema=None if args.ema == "auto" else args.ema)
     cfg = run.cfg
+    if args.overrides:
+        from .config import build_config, parse_overrides
+
+        over = parse_overrides(args.overrides)
+        fixed = [f"{k}.{kk}" if isinstance(v, dict) else k for k, v in over.items()
+                 for kk in (v if isinstance(v, dict) else [None]) if k != "eval" and f"{k}.{kk}" not in EVAL_DATA_KEYS]
+        if fixed:
+            raise CLIError(f"eval --set {fixed[0]}: a trained run's model is fixed; eval changes only eval.* and "
+                           f"{', '.join(sorted(EVAL_DATA_KEYS))}")
+        cfg = build_config(cfg.to_dict(), over)
     if args.num:
         cfg.eval.num_samples = args.num
     try:

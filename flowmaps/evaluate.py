@@ -82,6 +82,21 @@ def score_arrays(metric: str, x: Tensor, reference: Tensor) -> float:
     return array_frechet_distance(x, reference) if metric == "fd_array" else sliced_wasserstein2(x, reference)
 
 
+def decoded_view(cfg: Config, source: DataSource | None, shape: tuple[int, ...], metric: str = "fid") -> Any:
+    """Array data as images through ``data.decoder``, for ``fid`` / ``kid`` of a latent run
+    (:class:`flowmaps.data.arrays.DecodedView`); a one-line error naming ``metric`` without a decoder."""
+    from .data.arrays import DecodedView
+    from .external import load_decoder
+    from .metrics.fid import sha1_of
+
+    if not cfg.data.decoder:
+        raise ConfigError(f"metric {metric} on array data needs data.decoder: a TorchScript or torch.export file "
+                          "mapping arrays to images in [-1, 1]; or use fd_array / sliced_w2_array")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    decode = load_decoder(cfg.data.decoder, shape, device)
+    return DecodedView(source, decode, f"decoder {sha1_of(Path(cfg.data.decoder))}", min(cfg.eval.batch_size, 128))
+
+
 def score_low_dim(metric: str, x: Tensor, reference: Tensor) -> float:
     """W2, sliced W2 or energy distance of samples x [n, D] to reference points [m, D]."""
     fn = {"w2": wasserstein2, "sliced_w2": sliced_wasserstein2, "energy": energy_distance}[metric]
@@ -162,6 +177,7 @@ def evaluate_flow_map(
     exact_x1 = exact(noise) if exact is not None and "map_mse" in requested else None
 
     skipped: dict[str, str] = {}
+    decoded: Any = None
     table: dict[str, dict[str, dict[str, float]]] = {}
     per_class: dict[str, dict[str, list[float]]] = {}
     samples_for_plot: dict[str, dict[int, Tensor]] = {}
@@ -200,6 +216,15 @@ def evaluate_flow_map(
                     if labels is None:
                         raise ConfigError("metric class_accuracy needs a class-conditional run (data.conditional=true)")
                     row["class_accuracy"], per_class.setdefault(key, {})[str(steps_n)] = class_accuracy(x, labels, cfg, source)
+                elif norm is not None:  # array data: image metrics see the samples through data.decoder
+                    from .metrics.images import image_metric
+
+                    if decoded is None:
+                        decoded = decoded_view(cfg, source, shape, m)
+                    try:
+                        row.update(image_metric(m, decoded.images(x), cfg, decoded))
+                    except MetricUnavailable as e:
+                        skipped[m] = str(e)
                 else:
                     from .metrics.images import image_metric
 

@@ -63,7 +63,8 @@ def test_array_files_get_a_dit_with_few_tokens(tmp_path):
     from flowmaps.autoconfig import detect_data, dit_patch
 
     assert dit_patch((4, 32, 32), 16) == 8 and dit_patch((64, 1), 16) == 4 and dit_patch((1, 8, 8), 16) == 2
-    assert dit_patch((3, 6, 6), 4) == 2  # no patch leaves few enough: the largest that divides
+    assert dit_patch((1, 28, 28), 16) == 7 and dit_patch((3, 6, 6), 4) == 3  # any divisor, not only powers of two
+    assert dit_patch((3, 6, 4), 4) == 2  # no patch leaves few enough: the largest that divides
     np.save(tmp_path / "seq.npy", np.zeros((10, 16, 2), np.float32))
     np.save(tmp_path / "flat.npy", np.zeros((10, 5), np.float32))
     assert detect_data(str(tmp_path / "seq.npy"))[0] == "array"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -188,3 +188,32 @@ class ArrayFiles:
         idx = np.asarray(index, dtype=np.int64)
         x = self.normalization.apply(torch.from_numpy(self.raw(idx)))
         return x, torch.from_numpy(self.all_labels()[idx])
+
+
+class DecodedView:
+    """Array data seen through a decoder (``data.decoder``, arrays in the data's scale -> images
+    [B, C, H, W] in [-1, 1]): what image metrics (``fid``, ``kid``) of a latent run compare the
+    decoded samples with. ``source`` is the run's array :class:`flowmaps.data.source.ArraySource`;
+    ``stats_key`` names the decoder in cached reference statistics."""
+
+    num_classes = 0
+
+    def __init__(self, source: Any, decode: Callable[[Tensor], Tensor], stats_key: str, batch_size: int = 256) -> None:
+        self.source, self.decode, self.stats_key, self.batch_size = source, decode, stats_key, batch_size
+        self.size = source.size
+
+    def images(self, arrays: Tensor) -> Tensor:
+        """Arrays [n, ...] in the data's scale -> images [n, C, H, W] in [-1, 1], in batches."""
+        return torch.cat([self.decode(arrays[i : i + self.batch_size]) for i in range(0, arrays.shape[0], self.batch_size)])
+
+    def reference(self, n: int, seed: int = 0) -> Tensor:
+        """Up to n training arrays (seeded choice), decoded: [n, C, H, W]."""
+        return self.images(self.source.normalization.invert(self.source.reference(n, seed)))
+
+    def reference_chunks(self, n: int, chunk: int = 1000, seed: int = 0) -> Iterator[Tensor]:
+        """Up to n distinct training arrays (seeded choice), decoded, ``chunk`` at a time: for
+        statistics of more items than fit in memory as images."""
+        idx = np.random.default_rng(seed).permutation(self.size)[:n]
+        for i in range(0, len(idx), chunk):
+            x = self.source.images.batch(idx[i : i + chunk])[0]
+            yield self.images(self.source.normalization.invert(x))

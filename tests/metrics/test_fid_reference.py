@@ -99,6 +99,7 @@ def test_fid_reference_as_statistics_or_a_folder(latent_run, capsys, tmp_path):
     ("eval.fid_reference=/nonexistent/stats.npz", "does not exist"),
     ("eval.fid_reference=BAD_NPZ", "must hold arrays mu"),
     ("data.decoder=null", "fid on array data needs data.decoder"),
+    ("net.width=64", "model is fixed"),
 ])
 def test_bad_fid_settings_get_one_line(latent_run, capsys, tmp_path, setting, message):
     np.savez(tmp_path / "bad.npz", mean=np.zeros(3))

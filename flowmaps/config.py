@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from .jvp import MAP_JVP_BACKENDS
 from .losses.objective import METHODS, ObjectiveConfig
 from .train.ema import RAW, ema_name, parse_power, sigma_rel_to_gamma
 from .train.schedule import SCHEDULES, LRSchedule
@@ -230,7 +231,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "net.time_input": ("s_t", "s_dt"),
     "loss.weighting": ("auto", "learned", "constant", "adaptive", "none"),
     "loss.reduction": ("batch", "sum_of_means"),
-    "loss.jvp_backend": ("auto", "func", "forward_ad", "fd"),
+    "loss.jvp_backend": ("auto", *MAP_JVP_BACKENDS),
     "loss.esd_stopgrad": ("full", "convex", "none", "semigradient"),
     "loss.pfmm_gamma": ("uniform", "midpoint"),
     "train.precision": ("fp32", "bf16", "auto"),

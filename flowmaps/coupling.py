@@ -26,11 +26,17 @@ def minibatch_ot_coupling(x0: Tensor, x1: Tensor, chunk: int = 64) -> Tensor:
     if chunk < 2:
         return x0
     a, b = x0.detach().flatten(1).float().cpu(), x1.detach().flatten(1).float().cpu()
-    order = np.arange(x0.shape[0])
-    for i in range(0, x0.shape[0], chunk):
-        cost = torch.cdist(b[i : i + chunk], a[i : i + chunk]).square().numpy()
+    n = x0.shape[0]
+    whole = n - n % chunk
+    order = np.arange(n)
+    # every full chunk's cost matrix from one batched call; scipy solves them one by one
+    costs = [torch.cdist(b[:whole].reshape(-1, chunk, b.shape[1]), a[:whole].reshape(-1, chunk, a.shape[1]))] if whole else []
+    if whole < n:
+        costs.append(torch.cdist(b[whole:], a[whole:])[None])
+    starts = list(range(0, n, chunk))
+    for i, cost in zip(starts, (c for block in costs for c in block.square().numpy())):
         _, cols = linear_sum_assignment(cost)
-        order[i : i + chunk] = i + cols
+        order[i : i + cost.shape[0]] = i + cols
     return x0[torch.from_numpy(order).to(x0.device)]
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .interpolants import expand_time
-from .jvp import JVPBackend, jvp
+from .jvp import JVPBackend, jvp, resolve_backend
 
 TimeInput = Literal["s_t", "s_dt"]
 
@@ -98,29 +98,82 @@ class FlowMap(nn.Module):
         return hook() if hook is not None else contextlib.nullcontext()
 
     # -- derivatives ------------------------------------------------------------------------
+    def has_explicit_tangents(self) -> bool:
+        """Whether the network computes its own tangents (``forward_jvp``, the ``explicit`` backend)."""
+        return callable(getattr(self.net, "forward_jvp", None))
+
+    def jvp_backend(self, backend: JVPBackend) -> str:
+        """The concrete backend for ``backend`` here and now: ``auto`` is ``explicit`` for a network
+        with explicit tangents, else :func:`flowmaps.jvp.resolve_backend`'s choice."""
+        if backend == "auto":
+            return "explicit" if self.has_explicit_tangents() else resolve_backend("auto")
+        if backend == "explicit" and not self.has_explicit_tangents():
+            raise ValueError(f"jvp_backend='explicit' needs a network with explicit tangents (forward_jvp); "
+                             f"{type(self.net).__name__} has none: use 'auto' or 'func'")
+        return backend
+
+    def v_jvp(
+        self, x: Tensor, s: Tensor, t: Tensor, dx: Tensor | None, ds: Tensor | None, dt: Tensor | None,
+        backend: JVPBackend = "auto", **cond: Any,
+    ) -> tuple[Tensor, Tensor]:
+        """(v_{s,t}(x), its derivative along (dx [B, ...], ds [B], dt [B])); ``None`` is a zero tangent."""
+        backend = self.jvp_backend(backend)
+        if backend == "explicit":
+            if self.time_input == "s_dt":
+                db = dt if ds is None else (-ds if dt is None else dt - ds)
+                v, dv = self.net.forward_jvp(x, s, t - s, dx, ds, db, **cond)
+            else:
+                v, dv = self.net.forward_jvp(x, s, t, dx, ds, dt, **cond)
+            return v, torch.zeros_like(v) if dv is None else dv.to(v.dtype)
+        names = [n for n, d in (("x", dx), ("s", ds), ("t", dt)) if d is not None]
+        given = {"x": x, "s": s, "t": t}
+
+        def fn(*moving: Tensor) -> Tensor:
+            args = {**given, **dict(zip(names, moving))}
+            return self.v(args["x"], args["s"], args["t"], **cond)
+
+        tangents = {"x": dx, "s": ds, "t": dt}
+        return jvp(fn, [given[n] for n in names], [tangents[n] for n in names], backend)  # type: ignore[arg-type]
+
+    def X_jvp(
+        self, x: Tensor, s: Tensor, t: Tensor, dx: Tensor | None, ds: Tensor | None, dt: Tensor | None,
+        backend: JVPBackend = "auto", **cond: Any,
+    ) -> tuple[Tensor, Tensor]:
+        """(X_{s,t}(x), its derivative along (dx, ds, dt)): dX = dx + (dt - ds) v + (t - s) dv."""
+        v, dv = self.v_jvp(x, s, t, dx, ds, dt, backend, **cond)
+        gap = expand_time(t - s, x)
+        X = x + gap * v
+        dX = gap * dv
+        dgap = dt if ds is None else (-ds if dt is None else dt - ds)
+        if dgap is not None:
+            dX = dX + expand_time(dgap, x) * v
+        if dx is not None:
+            dX = dX + dx
+        return X, dX
+
     def X_and_dt(
         self, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "auto", **cond: Any
     ) -> tuple[Tensor, Tensor]:
         """(X_{s,t}(x), d/dt X_{s,t}(x)) from one JVP in t (tangent 1 on t; x, s fixed)."""
-        return jvp(lambda tt: self.X(x, s, tt, **cond), (t,), (torch.ones_like(t),), backend)
+        return self.X_jvp(x, s, t, None, None, torch.ones_like(t), backend, **cond)
 
     def v_and_dt(
         self, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "auto", **cond: Any
     ) -> tuple[Tensor, Tensor]:
         """(v_{s,t}(x), d/dt v_{s,t}(x)) from one JVP in t."""
-        return jvp(lambda tt: self.v(x, s, tt, **cond), (t,), (torch.ones_like(t),), backend)
+        return self.v_jvp(x, s, t, None, None, torch.ones_like(t), backend, **cond)
 
     def X_and_ds(
         self, x: Tensor, s: Tensor, t: Tensor, backend: JVPBackend = "auto", **cond: Any
     ) -> tuple[Tensor, Tensor]:
         """(X_{s,t}(x), d/ds X_{s,t}(x)) from one JVP in s (x, t fixed)."""
-        return jvp(lambda ss: self.X(x, ss, t, **cond), (s,), (torch.ones_like(s),), backend)
+        return self.X_jvp(x, s, t, None, torch.ones_like(s), None, backend, **cond)
 
     def X_and_dx(
         self, x: Tensor, s: Tensor, t: Tensor, w: Tensor, backend: JVPBackend = "auto", **cond: Any
     ) -> tuple[Tensor, Tensor]:
         """(X_{s,t}(x), grad_x X_{s,t}(x) w): a spatial JVP with tangent w (shape of x)."""
-        return jvp(lambda xx: self.X(xx, s, t, **cond), (x,), (w,), backend)
+        return self.X_jvp(x, s, t, w, None, None, backend, **cond)
 
     def v_and_total(
         self,
@@ -134,4 +187,4 @@ class FlowMap(nn.Module):
         **cond: Any,
     ) -> tuple[Tensor, Tensor]:
         """(v_{s,t}(x), directional derivative of v along (dx, ds, dt)) from one fused JVP."""
-        return jvp(lambda xx, ss, tt: self.v(xx, ss, tt, **cond), (x, s, t), (dx, ds, dt), backend)
+        return self.v_jvp(x, s, t, dx, ds, dt, backend, **cond)

@@ -2,7 +2,8 @@
 
 ``jvp(fn, primals, tangents, backend)`` returns ``(fn(*primals), d/de fn(primals + e * tangents))``.
 
-Backends:
+Backends (a flow map also has ``"explicit"``, its network's own tangent pass, see
+:meth:`flowmaps.FlowMap.v_jvp`):
 - ``"auto"`` (the default): ``"func"`` when gradients are being recorded (a loss will be
   backpropagated through the JVP), ``"forward_ad"`` under ``torch.no_grad()``, where it is the
   faster of the two and PyTorch's softmax issue (pytorch#162350) cannot arise.
@@ -28,9 +29,12 @@ from torch import Tensor
 from torch.autograd import forward_ad
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-JVPBackend = Literal["auto", "func", "forward_ad", "fd"]
+JVPBackend = Literal["auto", "explicit", "func", "forward_ad", "fd"]
 JVP_BACKENDS: tuple[str, ...] = ("func", "forward_ad", "fd")
-"""The concrete backends; ``"auto"`` picks one of the first two per call."""
+"""The backends for any function; ``"auto"`` picks one of the first two per call."""
+MAP_JVP_BACKENDS: tuple[str, ...] = ("explicit", *JVP_BACKENDS)
+"""The backends of a flow map's derivatives (:meth:`flowmaps.FlowMap.v_jvp`): ``"explicit"`` is the
+network's own tangent pass (``forward_jvp``), which ``"auto"`` picks wherever the network has one."""
 
 
 @contextlib.contextmanager

@@ -41,3 +41,15 @@ def test_objective_with_ot_coupling_trains():
     assert torch.isfinite(out.loss) and all(p.grad is not None for p in fm.parameters())
     with pytest.raises(ValueError, match="coupling_chunk"):
         ObjectiveConfig(method="lsd", coupling="minibatch_ot", coupling_chunk=1).validate()
+
+
+def test_a_ragged_last_chunk_is_paired_on_its_own():
+    g = torch.Generator().manual_seed(3)
+    x0, x1 = torch.randn(10, 2, generator=g), torch.rand(10, 2, generator=g)
+    y0 = minibatch_ot_coupling(x0, x1, chunk=4)
+    for i, n in ((0, 4), (4, 4), (8, 2)):
+        a, b = x0[i : i + n], x1[i : i + n]
+        assert sorted(map(tuple, y0[i : i + n].tolist())) == sorted(map(tuple, a.tolist()))
+        best = min(sum(float((a[p[k]] - b[k]).square().sum()) for k in range(n)) for p in itertools.permutations(range(n)))
+        assert abs(float((y0[i : i + n] - b).square().sum()) - best) < 1e-5
+    assert torch.equal(minibatch_ot_coupling(x0[:3], x1[:3], chunk=4)[:3].sort(0).values, x0[:3].sort(0).values)

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..flow_map import FlowMap
 from ..interpolants import expand_time
-from ..jvp import JVPBackend, jvp
+from ..jvp import JVPBackend
 from .lagrangian import Velocity
 
 EulerianStopGrad = Literal["full", "convex", "none", "semigradient"]
@@ -62,8 +62,7 @@ def eulerian_residual(
 
 def jvp_total_X(fm: FlowMap, x: Tensor, s: Tensor, t: Tensor, b: Tensor, backend: JVPBackend, **cond: Any) -> Tensor:
     """d/ds X_{s,t}(x) + grad_x X_{s,t}(x) b from one fused JVP of (s, x) -> X with tangent (1, b)."""
-    _, total = jvp(lambda xx, ss: fm.X(xx, ss, t, **cond), (x, s), (b, torch.ones_like(s)), backend)
-    return total
+    return fm.X_jvp(x, s, t, b, torch.ones_like(s), None, backend, **cond)[1]
 
 
 def esd_residual(

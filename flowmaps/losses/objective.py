@@ -18,7 +18,7 @@ from ..coupling import COUPLINGS, couple
 from ..flow_map import FlowMap, dropout_disabled, has_active_dropout
 from ..guidance import GUIDANCE_SAMPLINGS, class_count, drop_labels, guided_fm_correction, sample_guidance, takes_guidance
 from ..interpolants import Interpolant, LinearInterpolant, sample_base
-from ..jvp import JVP_BACKENDS, JVPBackend
+from ..jvp import MAP_JVP_BACKENDS, JVPBackend
 from .consistency import consistency_residual
 from .curriculum import FULL, CurriculumStage, curriculum_stage
 from .diagonal import flow_matching_residual
@@ -120,7 +120,8 @@ class ObjectiveConfig:
         uniform, the off-diagonal jump t - s uniform: large jumps as often as small ones).
     reduction: "batch" (the authors' code: (sum_diag + sum_off) / B = eta mean_diag +
         (1 - eta) mean_off) or "sum_of_means" (Algorithm 1: mean_diag + mean_off).
-    jvp_backend: "auto" (torch.func with gradient, forward_ad without), "func", "forward_ad" or "fd".
+    jvp_backend: "auto" ("explicit" for a network with its own tangent pass, the MLP; else torch.func
+        with gradient, forward_ad without), "explicit", "func", "forward_ad" or "fd".
     esd_stopgrad: "full" (paper), "convex", "none" or "semigradient".
     ct_delta: step of discrete consistency training.
     shortcut_max_steps: finest dyadic grid of shortcut models (a power of two).
@@ -176,7 +177,7 @@ class ObjectiveConfig:
             "weighting": ("auto", "learned", "constant", "adaptive", "none"),
             "time_sampling": TIME_SAMPLINGS,
             "reduction": ("batch", "sum_of_means"),
-            "jvp_backend": ("auto", *JVP_BACKENDS),
+            "jvp_backend": ("auto", *MAP_JVP_BACKENDS),
             "esd_stopgrad": EULERIAN_STOPGRADS,
             "pfmm_gamma": ("uniform", "midpoint"),
             "guidance_sampling": GUIDANCE_SAMPLINGS,

@@ -7,9 +7,12 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .tangents import Tangent, cat_jvp, gelu_jvp, gelu_tanh_jvp, linear_jvp, scale_tangent, silu_jvp, sin_cos_jvp
+
 ACTIVATIONS: dict[str, type[nn.Module] | functools.partial] = {
     "gelu": nn.GELU, "silu": nn.SiLU, "gelu_tanh": functools.partial(nn.GELU, approximate="tanh"),
 }
+ACTIVATION_JVPS = {"gelu": gelu_jvp, "silu": silu_jvp, "gelu_tanh": gelu_tanh_jvp}
 
 
 class MLP(nn.Module):
@@ -29,6 +32,9 @@ class MLP(nn.Module):
     label), zero at initialisation, is added to the first layer's output. ``guidance`` appends the
     guidance scale alpha [B] as one more input (App. F.5; alpha defaults to 1, the plain
     conditional map).
+
+    :meth:`forward_jvp` returns the output and its tangent along (dx, da, db) from one pass of
+    ordinary operations (:mod:`flowmaps.nets.tangents`): the flow map's ``explicit`` JVP backend.
     """
 
     def __init__(self, dim: int = 2, width: int = 512, depth: int = 4, sigma: float = 1.0, learned_weight: bool = False,
@@ -44,6 +50,7 @@ class MLP(nn.Module):
         if self.guidance and not self.num_classes:
             raise ValueError("a guided MLP (guidance=True) needs num_classes > 0")
         inputs = dim * (1 + 2 * self.x_features) + 2 + 4 * self.time_features + int(self.guidance)
+        self.activation = activation
         act = ACTIVATIONS[activation]
         layers: list[nn.Module] = [nn.Linear(inputs, width), act()]
         for _ in range(depth):
@@ -87,6 +94,51 @@ class MLP(nn.Module):
         h = self.body[0](h)
         h = h + self.label_embedding(y).to(h.dtype)
         return self.body[1:](h) * self.sigma
+
+    def forward_jvp(self, x: Tensor, a: Tensor, b: Tensor, dx: Tangent, da: Tangent, db: Tangent,
+                    y: Tensor | None = None, alpha: Tensor | None = None) -> tuple[Tensor, Tangent]:
+        """(v [B, D], dv [B, D]): the output and its derivative along the tangents dx [B, D], da, db [B]
+        (``None``: a zero tangent; all ``None`` gives dv ``None``). Labels and guidance scales carry
+        no tangent. The same function as :meth:`forward` (which stays TorchScript-able), with the
+        tangent rules of :mod:`flowmaps.nets.tangents` beside each operation."""
+        t_in = self._time_inputs_jvp(a, b, da, db)
+        parts = [(t_in[0].to(x.dtype), None if t_in[1] is None else t_in[1].to(x.dtype)), self._point_inputs_jvp(x, dx)]
+        if self.guidance:
+            parts.append(((torch.ones_like(a) if alpha is None else alpha).to(x.dtype)[:, None], None))
+        h, dh = cat_jvp(parts, 1)
+        if self.label_embedding is not None and y is None:
+            raise ValueError("this network is class-conditional: pass labels y (the null label K for unconditional)")
+        act = ACTIVATION_JVPS[self.activation]
+        linears = [m for m in self.body if isinstance(m, nn.Linear)]
+        for i, layer in enumerate(linears):
+            h, dh = linear_jvp(h, dh, layer.weight, layer.bias)
+            if i == 0 and self.label_embedding is not None:
+                h = h + self.label_embedding(y).to(h.dtype)
+            if i < len(linears) - 1:
+                h, dh = act(h, dh)
+        return h * self.sigma, scale_tangent(dh, self.sigma)
+
+    def _time_inputs_jvp(self, a: Tensor, b: Tensor, da: Tangent, db: Tangent) -> tuple[Tensor, Tangent]:
+        """:meth:`time_inputs` and its tangent."""
+        ab = torch.stack([a, b], dim=1)
+        dab = None if da is None and db is None else torch.stack(
+            [torch.zeros_like(a) if da is None else da, torch.zeros_like(b) if db is None else db], dim=1)
+        if not self.time_features:
+            return ab, dab
+        freqs = self.freqs.to(ab.dtype)
+        sin, cos, dsin, dcos = sin_cos_jvp((ab[:, :, None] * freqs).flatten(1),
+                                           None if dab is None else (dab[:, :, None] * freqs).flatten(1))
+        return cat_jvp([(ab, dab), (sin, dsin), (cos, dcos)], 1)
+
+    def _point_inputs_jvp(self, x: Tensor, dx: Tangent) -> tuple[Tensor, Tangent]:
+        """:meth:`point_inputs` and its tangent."""
+        z, dz = x / self.sigma, scale_tangent(dx, 1 / self.sigma)
+        if not self.x_features:
+            return z, dz
+        freqs = self.x_freqs.to(z.dtype)
+        sin, cos, dsin, dcos = sin_cos_jvp((z[:, :, None] * freqs).flatten(1),
+                                           None if dz is None else (dz[:, :, None] * freqs).flatten(1))
+        return cat_jvp([(z, dz), (sin, dsin), (cos, dcos)], 1)
 
     def log_weight(self, s: Tensor, t: Tensor) -> Tensor | None:
         """Learned log loss weight w_{s,t}: [B], or None without the head."""

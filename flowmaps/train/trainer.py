@@ -234,9 +234,9 @@ class Trainer:
             group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
         accum = cfg.train.accum_steps
-        totals = {"loss": 0.0, "diagonal": 0.0, "off_diagonal": 0.0, "diag_sq": 0.0, "off_sq": 0.0}
+        # the logged figures stay on the device; the host reads them once, with the gradient norm
+        sums = torch.zeros(5, device=self.device)
         bins: dict[str, list[Tensor]] = {"t": [], "diag": [], "gap": [], "off": []}
-        finite = True
         for micro in range(accum):
             shard = self.dist.rank * accum + micro
             x1, y = self.source.batch(cfg.seed, step, shard, self.dist.world_size * accum, self.per_shard)
@@ -248,30 +248,27 @@ class Trainer:
             with self._autocast():
                 out = self.objective(self.fm, x1, cond, gen, stage)
             loss = out.loss.float()
-            loss_value = float(loss.detach())
-            finite = finite and math.isfinite(loss_value)
             (loss / accum).backward()
-            totals["loss"] += loss_value / accum
-            totals["diagonal"] += float(out.diagonal) / accum
-            totals["off_diagonal"] += float(out.off_diagonal) / accum
-            totals["diag_sq"] += float(out.diag_sq.mean()) / accum if out.diag_sq.numel() else float("nan")
-            totals["off_sq"] += float(out.off_sq.mean()) / accum if out.off_sq.numel() else float("nan")
-            bins["t"].append(out.t_diag.float().cpu())
-            bins["diag"].append(out.diag_sq.float().cpu())
-            bins["gap"].append((out.t_off - out.s_off).abs().float().cpu())
-            bins["off"].append(out.off_sq.float().cpu())
+            sums += torch.stack([loss.detach(), out.diagonal.float(), out.off_diagonal.float(),
+                                 out.diag_sq.float().mean(), out.off_sq.float().mean()]) / accum
+            bins["t"].append(out.t_diag.float())
+            bins["diag"].append(out.diag_sq.float())
+            bins["gap"].append((out.t_off - out.s_off).abs().float())
+            bins["off"].append(out.off_sq.float())
         D.all_reduce_gradients(self.fm, self.dist)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.fm.parameters(), cfg.train.grad_clip)
-        finite = D.all_agree(finite and bool(torch.isfinite(grad_norm)), self.dist, self.device)
-        record: dict[str, Any] = {"step": step + 1, "lr": lr, "grad_norm": float(grad_norm), **totals}
-        spike = finite and is_spike(float(grad_norm), self.grad_history, cfg.train.skip_spikes)
+        grad_norm_t = torch.nn.utils.clip_grad_norm_(self.fm.parameters(), cfg.train.grad_clip)
+        *values, grad_norm = torch.cat([sums, grad_norm_t.detach().float().reshape(1)]).tolist()  # the step's one host read
+        totals = dict(zip(("loss", "diagonal", "off_diagonal", "diag_sq", "off_sq"), values))
+        finite = D.all_agree(math.isfinite(totals["loss"]) and math.isfinite(grad_norm), self.dist, self.device)
+        record: dict[str, Any] = {"step": step + 1, "lr": lr, "grad_norm": grad_norm, **totals}
+        spike = finite and is_spike(grad_norm, self.grad_history, cfg.train.skip_spikes)
         if finite and not spike:
             self.opt.step()
             if cfg.net.kind == "edm2":
                 force_normalize(self.fm)
             self.ema.update(self.fm)
             self.bad_steps = 0
-            self.grad_history = (self.grad_history + [float(grad_norm)])[-SPIKE_WINDOW:]
+            self.grad_history = (self.grad_history + [grad_norm])[-SPIKE_WINDOW:]
         else:
             self.opt.zero_grad(set_to_none=True)
             self.bad_steps += 1
@@ -359,10 +356,7 @@ class Trainer:
         last = records[-1]
         keys = ("loss", "diagonal", "off_diagonal", "diag_sq", "off_sq", "grad_norm")
         mean = {k: sum(r[k] for r in records) / len(records) for k in keys}
-        t = torch.cat([r["_bins"]["t"] for r in records])
-        d = torch.cat([r["_bins"]["diag"] for r in records])
-        g = torch.cat([r["_bins"]["gap"] for r in records])
-        o = torch.cat([r["_bins"]["off"] for r in records])
+        t, d, g, o = (torch.cat([r["_bins"][k] for r in records]).cpu() for k in ("t", "diag", "gap", "off"))
         entry = {
             "step": last["step"], "lr": last["lr"], **mean, "steps_per_s": steps_per_s,
             "skipped": sum(1 for r in records if r.get("skipped")),
@@ -414,9 +408,9 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{record['loss']:.4f}", off=f"{record['off_diagonal']:.4f}")
-                if main and (self.step % cfg.train.log_every == 0 or self.step == cfg.train.steps):
-                    rate = len(window) / max(time.perf_counter() - t0, 1e-9)
-                    self._write_log(window, rate)
+                if self.step % cfg.train.log_every == 0 or self.step == cfg.train.steps:
+                    if main:
+                        self._write_log(window, len(window) / max(time.perf_counter() - t0, 1e-9))
                     window, t0 = [], time.perf_counter()
                 if main and self.step in snaps:
                     write_snapshot(self.out / "ema_snapshots", self.step, self.ema.power_states())

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--backend", default="auto", choices=["auto", "func", "forward_ad", "fd"], help="JVP backend")
+    ap.add_argument("--backend", default="auto", choices=["auto", "explicit", "func", "forward_ad", "fd"], help="JVP backend")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
     results = {}

@@ -170,7 +170,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.dist.is_main and trainer.budget is not None:
         b = trainer.budget
         print(f"flowmaps: {b['minutes']:g}-minute budget -> {b['steps']} steps "
-              f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured; saved in config.yaml)", file=sys.stderr)
+              f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured; saved in config.yaml); "
+              f"probe and training took {b['seconds']:.0f} s, {100 * b['used']:.0f}% of the budget", file=sys.stderr)
     if trainer.dist.is_main and not args.no_eval:
         finish_run(trainer, out)
     from .train.distributed import shutdown

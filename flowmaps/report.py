@@ -124,7 +124,8 @@ def build_report(run_dir: str | Path) -> str:
     if "budget" in meta:
         b = meta["budget"]
         summary.append(["budget", f"{b['minutes']:g} min -> {b['steps']:,} steps "
-                                  f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured before training)"])
+                                  f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured before training)"
+                                  + (f"; {100 * b['used']:.0f}% of the budget used" if "used" in b else "")])
     parts.append("<h2>Summary</h2>" + _table(None, summary))
 
     # metrics

@@ -73,3 +73,40 @@ def map_jvp_report(fm, x, s, t, wrt):
            "x": (lambda xx: fm.X(xx, s, t), (x,), (torch.randn_like(x),))}
     fn, p, v = fns[wrt]
     return check_jvp(fn, p, v)
+
+
+def explicit_tangent_errors(fm, fm64, x, s, t, cond=None, seed=0):
+    """direction -> (relative error of the explicit tangent of X against torch.func's in the
+    network's dtype, the same in float64 against central differences), for tangents in t, s, x,
+    (x, s) and all three. ``fm64`` is a float64 copy of ``fm``."""
+    from flowmaps.jvp import jvp, relative_error
+
+    cond = cond or {}
+    c64 = {k: (v.double() if v.is_floating_point() else v) for k, v in cond.items()}
+    g = torch.Generator().manual_seed(seed)
+    rand = lambda like: torch.randn(like.shape, generator=g, dtype=like.dtype)  # noqa: E731
+    directions = {
+        "t": (None, None, torch.ones_like(t)),
+        "s": (None, torch.ones_like(s), None),
+        "x": (rand(x), None, None),
+        "x,s": (rand(x), torch.ones_like(s), None),
+        "all": (rand(x), rand(s), rand(t)),
+    }
+    x64, s64, t64 = x.double(), s.double(), t.double()
+    errors = {}
+    with torch.no_grad():
+        for name, tangents in directions.items():
+            X, dX = fm.X_jvp(x, s, t, *tangents, "explicit", **cond)
+            X_ref, dX_ref = fm.X_jvp(x, s, t, *tangents, "func", **cond)
+            assert relative_error(X, X_ref) < 1e-6, name
+            d64 = [None if d is None else d.double() for d in tangents]
+            _, dX64 = fm64.X_jvp(x64, s64, t64, *d64, "explicit", **c64)
+            moving = [(n, p, d) for n, p, d in zip("xst", (x64, s64, t64), d64) if d is not None]
+
+            def fn(*ps, moving=moving):
+                args = dict(x=x64, s=s64, t=t64) | {n: p for (n, _, _), p in zip(moving, ps)}
+                return fm64.X(args["x"], args["s"], args["t"], **c64)
+
+            _, fd = jvp(fn, [p for _, p, _ in moving], [d for _, _, d in moving], backend="fd", fd_eps=1e-6)
+            errors[name] = (relative_error(dX, dX_ref), relative_error(dX64, fd))
+    return errors

@@ -30,3 +30,31 @@ def attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None) -> Te
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     w = softmax(torch.matmul(q, k.transpose(-1, -2)) * scale, dim=-1)
     return torch.matmul(w, v)
+
+
+def attention_jvp(q: Tensor, dq: Tensor | None, k: Tensor, dk: Tensor | None, v: Tensor, dv: Tensor | None,
+                  scale: float | None = None) -> tuple[Tensor, Tensor | None]:
+    """:func:`attention` and its tangent along (dq, dk, dv) (``None``: zero), from plain operations:
+    with S = q k^T scale, P = softmax(S): dS = (dq k^T + q dk^T) scale, dP = P (dS - rowsum(P dS)),
+    d out = dP v + P dv."""
+    if dq is None and dk is None and dv is None:
+        return attention(q, k, v, scale), None
+    k, v = k.to(q.dtype), v.to(q.dtype)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    p = softmax(torch.matmul(q, k.transpose(-1, -2)) * scale, dim=-1)
+    out = torch.matmul(p, v)
+    d_out = None
+    if dq is not None or dk is not None:
+        ds = None
+        if dq is not None:
+            ds = torch.matmul(dq.to(q.dtype), k.transpose(-1, -2))
+        if dk is not None:
+            term = torch.matmul(q, dk.to(q.dtype).transpose(-1, -2))
+            ds = term if ds is None else ds + term
+        pds = p * (ds * scale)
+        dp = pds - p * pds.sum(dim=-1, keepdim=True)
+        d_out = torch.matmul(dp, v)
+    if dv is not None:
+        term = torch.matmul(p, dv.to(q.dtype))
+        d_out = term if d_out is None else d_out + term
+    return out, d_out

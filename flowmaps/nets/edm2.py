@@ -15,8 +15,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import attention
-from .mp import MP_SILU_GAIN, MPConv, force_normalize, mp_cat, mp_silu, mp_sum, normalize, positional_embedding, shared_weights
+from .attention import attention_jvp
+from .mp import (
+    MP_SILU_GAIN,
+    MPConv,
+    force_normalize,
+    mp_cat_jvp,
+    mp_sum,
+    mp_sum_jvp,
+    normalize_jvp,
+    positional_embedding,
+    positional_embedding_jvp,
+    shared_weights,
+)
+from .tangents import Tangent, add_tangents, scale_tangent, silu_jvp
 
 
 @dataclass
@@ -57,6 +69,10 @@ def _resample(x: Tensor, mode: str) -> Tensor:
     return x
 
 
+def _resample_jvp(x: Tensor, dx: Tangent, mode: str) -> tuple[Tensor, Tangent]:
+    return _resample(x, mode), None if dx is None else _resample(dx, mode)
+
+
 class Block(nn.Module):
     """EDM2 residual block: pixel norm (encoder), FiLM modulation with a zero-initialised gain,
     dropout, magnitude-preserving residual sum, optional cosine self-attention."""
@@ -78,30 +94,48 @@ class Block(nn.Module):
         self.attn_proj = MPConv(cout, cout, (1, 1)) if self.heads else None
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
-        x = _resample(x, self.resample)
+        return self.forward_jvp(x, None, emb, None)[0]
+
+    def forward_jvp(self, x: Tensor, dx: Tangent, emb: Tensor, demb: Tangent) -> tuple[Tensor, Tangent]:
+        """The block on x [B, C, H, W] and emb [B, cemb], with the tangents dx, demb beside (``None``:
+        zero, and the primal path is exactly :meth:`forward`'s)."""
+        x, dx = _resample_jvp(x, dx, self.resample)
         if self.flavor == "enc":
             if self.conv_skip is not None:
-                x = self.conv_skip(x)
-            x = normalize(x, dim=[1])  # pixel norm
+                x, dx = self.conv_skip.forward_jvp(x, dx)
+            x, dx = normalize_jvp(x, dx, dim=[1])  # pixel norm
         # mp_silu(h) = silu(h) / 0.596 feeds a (linear) convolution here, so its scale is folded
         # into the convolution's weight gain: one activation-sized op less per use.
-        y = self.conv_res0(F.silu(x), gain=MP_SILU_GAIN)
-        c = self.emb_linear(emb, gain=self.emb_gain) + 1
-        y = F.silu(y * c[:, :, None, None].to(y.dtype))
-        y = self.conv_res1(self.dropout(y), gain=MP_SILU_GAIN)
+        y, dy = self.conv_res0.forward_jvp(*silu_jvp(x, dx), gain=MP_SILU_GAIN)
+        c, dc = self.emb_linear.forward_jvp(emb, demb, gain=self.emb_gain)
+        c = (c + 1)[:, :, None, None].to(y.dtype)
+        dc = None if dc is None else dc[:, :, None, None].to(y.dtype)
+        y, dy = silu_jvp(y * c, add_tangents(scale_tangent(dy, c), scale_tangent(dc, y)))
+        if dy is not None and self.dropout.training and self.dropout.p > 0:  # one mask for both
+            mask = self.dropout(torch.ones_like(y))
+            y, dy = y * mask, dy * mask
+        else:
+            y = self.dropout(y)
+        y, dy = self.conv_res1.forward_jvp(y, dy, gain=MP_SILU_GAIN)
         if self.flavor == "dec" and self.conv_skip is not None:
-            x = self.conv_skip(x)
-        x = mp_sum(x, y, self.res_balance)
+            x, dx = self.conv_skip.forward_jvp(x, dx)
+        x, dx = mp_sum_jvp(x, dx, y, dy, self.res_balance)
         if self.heads:
             B, C, H, W = x.shape
-            qkv = self.attn_qkv(x).reshape(B, self.heads, -1, 3, H * W)
-            q, k, v = normalize(qkv, dim=[2]).unbind(3)  # cosine attention: unit-norm per head
-            y = attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
-            y = self.attn_proj(y.transpose(-1, -2).reshape(B, C, H, W))
-            x = mp_sum(x, y, self.attn_balance)
+            qkv, dqkv = self.attn_qkv.forward_jvp(x, dx)
+            qkv, dqkv = normalize_jvp(qkv.reshape(B, self.heads, -1, 3, H * W),
+                                      None if dqkv is None else dqkv.reshape(B, self.heads, -1, 3, H * W), dim=[2])
+            q, k, v = (u.transpose(-1, -2) for u in qkv.unbind(3))  # cosine attention: unit-norm per head
+            dq, dk, dv = (None, None, None) if dqkv is None else (u.transpose(-1, -2) for u in dqkv.unbind(3))
+            y, dy = attention_jvp(q, dq, k, dk, v, dv)
+            y, dy = self.attn_proj.forward_jvp(y.transpose(-1, -2).reshape(B, C, H, W),
+                                               None if dy is None else dy.transpose(-1, -2).reshape(B, C, H, W))
+            x, dx = mp_sum_jvp(x, dx, y, dy, self.attn_balance)
         if self.clip_act:
+            if dx is not None:  # clamp's derivative: 1 inside [-clip, clip], 0 outside
+                dx = dx * ((x >= -self.clip_act) & (x <= self.clip_act)).to(dx.dtype)
             x = torch.clamp(x, -self.clip_act, self.clip_act)
-        return x
+        return x, dx
 
 
 class EDM2UNet(nn.Module):
@@ -156,35 +190,53 @@ class EDM2UNet(nn.Module):
 
     def embedding(self, s: Tensor, dt: Tensor, y: Tensor | None, alpha: Tensor | None = None) -> Tensor:
         """mp_silu(mp_sum(emb(s), emb(t - s)) [+ guidance scale] [+ label]): [B, cemb]."""
-        emb = mp_sum(self.emb_s(positional_embedding(s, self.cnoise)), self.emb_dt(positional_embedding(dt, self.cnoise)))
+        return self.embedding_jvp(s, dt, None, None, y, alpha)[0]
+
+    def embedding_jvp(self, s: Tensor, dt: Tensor, ds: Tangent, ddt: Tangent, y: Tensor | None,
+                      alpha: Tensor | None = None) -> tuple[Tensor, Tangent]:
+        """:meth:`embedding` and its tangent along (ds, ddt) [B]; labels and the guidance scale carry none."""
+        e_s, de_s = self.emb_s.forward_jvp(*positional_embedding_jvp(s, ds, self.cnoise))
+        e_dt, de_dt = self.emb_dt.forward_jvp(*positional_embedding_jvp(dt, ddt, self.cnoise))
+        emb, demb = mp_sum_jvp(e_s, de_s, e_dt, de_dt)
         if self.emb_alpha is not None:
             a = torch.ones_like(s) if alpha is None else alpha
-            emb = mp_sum(emb, self.emb_alpha(positional_embedding(a, self.cnoise)), t=0.25)
+            emb, demb = mp_sum_jvp(emb, demb, self.emb_alpha(positional_embedding(a, self.cnoise)), None, t=0.25)
         if self.emb_label is not None:
             if y is None:
                 raise ValueError("this network is class-conditional: pass labels y")
             onehot = F.one_hot(y, self.cfg.num_classes + 1)[:, : self.cfg.num_classes].to(emb.dtype)
-            emb = mp_sum(emb, self.emb_label(onehot * math.sqrt(self.cfg.num_classes)))
-        return mp_silu(emb)
+            emb, demb = mp_sum_jvp(emb, demb, self.emb_label(onehot * math.sqrt(self.cfg.num_classes)), None)
+        emb, demb = silu_jvp(emb, demb)  # mp_silu
+        return emb * MP_SILU_GAIN, scale_tangent(demb, MP_SILU_GAIN)
 
     def forward(self, x: Tensor, s: Tensor, dt: Tensor, y: Tensor | None = None, alpha: Tensor | None = None) -> Tensor:
+        return self.forward_jvp(x, s, dt, None, None, None, y, alpha)[0]
+
+    def forward_jvp(self, x: Tensor, s: Tensor, dt: Tensor, dx: Tangent, ds: Tangent, ddt: Tangent,
+                    y: Tensor | None = None, alpha: Tensor | None = None) -> tuple[Tensor, Tangent]:
+        """(v [B, C, H, W], dv): the output and its derivative along dx [B, C, H, W], ds, ddt [B]
+        (``None``: zero; LSD's tangent in t enters at the embedding, so the input convolution carries
+        none). The flow map's ``explicit`` JVP backend; with no tangent it is :meth:`forward`."""
         sd = self.cfg.sigma_data
         out_dtype = x.dtype
-        emb = self.embedding(s, dt, y, alpha)
+        emb, demb = self.embedding_jvp(s, dt, ds, ddt, y, alpha)
         h = x / sd
         h = torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
+        dh = None if dx is None else torch.cat([dx / sd, torch.zeros_like(dx[:, :1])], dim=1)
         if self.compute_dtype is not None:
             h, emb = h.to(self.compute_dtype), emb.to(self.compute_dtype)
+            dh = None if dh is None else dh.to(self.compute_dtype)
+            demb = None if demb is None else demb.to(self.compute_dtype)
         skips = []
         for name, block in self.enc.items():
-            h = block(h) if name.endswith("_conv") else block(h, emb)
-            skips.append(h)
+            h, dh = block.forward_jvp(h, dh) if name.endswith("_conv") else block.forward_jvp(h, dh, emb, demb)
+            skips.append((h, dh))
         for name, block in self.dec.items():
             if "block" in name:
-                h = mp_cat(h, skips.pop())
-            h = block(h, emb)
-        h = self.out_conv(h, gain=self.out_gain)
-        return (sd * h).to(out_dtype)
+                h, dh = mp_cat_jvp(h, dh, *skips.pop())
+            h, dh = block.forward_jvp(h, dh, emb, demb)
+        h, dh = self.out_conv.forward_jvp(h, dh, gain=self.out_gain)
+        return (sd * h).to(out_dtype), None if dh is None else (sd * dh).to(out_dtype)
 
     def log_weight(self, s: Tensor, t: Tensor) -> Tensor | None:
         """Learned loss weight w_{s,t} [B] from positional embeddings of raw s and t (eq 19)."""

@@ -1,6 +1,8 @@
 """Magnitude-preserving layers of EDM2 (Karras et al. 2024), as the paper's UNet uses them.
 
-All are elementwise or linear, so forward-mode AD (the LSD JVP) passes through them.
+All are elementwise or linear, so forward-mode AD (the LSD JVP) passes through them. Each has
+an explicit tangent rule beside it (``*_jvp``: primal and tangent from plain operations, a tangent
+of ``None`` being zero), which :meth:`flowmaps.nets.edm2.EDM2UNet.forward_jvp` is built from.
 """
 from __future__ import annotations
 
@@ -28,6 +30,20 @@ def normalize(x: Tensor, dim: list[int] | None = None, eps: float = 1e-4) -> Ten
     return x / norm.to(x.dtype)
 
 
+def normalize_jvp(x: Tensor, dx: Tensor | None, dim: list[int], eps: float = 1e-4) -> tuple[Tensor, Tensor | None]:
+    """:func:`normalize` and its tangent: with N = eps + a |x|, y = x / N,
+    dy = (dx - y dN) / N and dN = a <x, dx> / |x| (a = sqrt(|norm| / |x|), the size factor)."""
+    if dx is None:
+        return normalize(x, dim, eps), None
+    acc = _acc(x.dtype)
+    norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True, dtype=acc)
+    alpha = float(np.sqrt(norm.numel() / x.numel()))
+    denom = torch.add(eps, norm, alpha=alpha)
+    y = x / denom.to(x.dtype)
+    d_norm = (x.to(acc) * dx.to(acc)).sum(dim=dim, keepdim=True) * alpha / norm.clamp_min(1e-30)
+    return y, (dx.to(x.dtype) - y * d_norm.to(x.dtype)) / denom.to(x.dtype)
+
+
 MP_SILU_GAIN = 1.0 / 0.596
 
 
@@ -45,11 +61,34 @@ def mp_sum(a: Tensor, b: Tensor, t: float = 0.5) -> Tensor:
     return torch.add(a, b, alpha=t / (1 - t)) * ((1 - t) / c)
 
 
+def mp_sum_jvp(a: Tensor, da: Tensor | None, b: Tensor, db: Tensor | None, t: float = 0.5) -> tuple[Tensor, Tensor | None]:
+    """:func:`mp_sum` and its tangent (it is linear)."""
+    c = math.sqrt((1 - t) ** 2 + t**2)
+    if da is None and db is None:
+        tangent = None
+    elif da is None or t == 1:
+        tangent = None if db is None else db * (t / c)
+    elif db is None:
+        tangent = da * ((1 - t) / c)
+    else:
+        tangent = mp_sum(da, db, t)
+    return mp_sum(a, b, t), tangent
+
+
 def mp_cat(a: Tensor, b: Tensor, dim: int = 1, t: float = 0.5) -> Tensor:
     """Concatenate with balance t, preserving the overall magnitude."""
     na, nb = a.shape[dim], b.shape[dim]
     c = math.sqrt((na + nb) / ((1 - t) ** 2 + t**2))
     return torch.cat([a * (c / math.sqrt(na) * (1 - t)), b * (c / math.sqrt(nb) * t)], dim=dim)
+
+
+def mp_cat_jvp(a: Tensor, da: Tensor | None, b: Tensor, db: Tensor | None, dim: int = 1,
+               t: float = 0.5) -> tuple[Tensor, Tensor | None]:
+    """:func:`mp_cat` and its tangent (it is linear)."""
+    if da is None and db is None:
+        return mp_cat(a, b, dim, t), None
+    return mp_cat(a, b, dim, t), mp_cat(torch.zeros_like(a) if da is None else da,
+                                        torch.zeros_like(b) if db is None else db, dim, t)
 
 
 def positional_embedding(tau: Tensor, channels: int, max_period: float = 10000.0) -> Tensor:
@@ -62,6 +101,19 @@ def positional_embedding(tau: Tensor, channels: int, max_period: float = 10000.0
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=tau.device, dtype=dtype) / half)
     arg = tau.to(dtype)[:, None] * freqs[None, :]
     return torch.cat([torch.cos(arg), torch.sin(arg)], dim=1) * math.sqrt(2)
+
+
+def positional_embedding_jvp(tau: Tensor, dtau: Tensor | None, channels: int,
+                             max_period: float = 10000.0) -> tuple[Tensor, Tensor | None]:
+    """:func:`positional_embedding` and its tangent along dtau [B]: f_k dtau [-sin, cos] sqrt2."""
+    if dtau is None:
+        return positional_embedding(tau, channels, max_period), None
+    half, dtype = channels // 2, _acc(tau.dtype)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=tau.device, dtype=dtype) / half)
+    arg = tau.to(dtype)[:, None] * freqs[None, :]
+    darg = dtau.to(dtype)[:, None] * freqs[None, :]
+    cos, sin = torch.cos(arg), torch.sin(arg)
+    return torch.cat([cos, sin], dim=1) * math.sqrt(2), torch.cat([-sin * darg, cos * darg], dim=1) * math.sqrt(2)
 
 
 class _Conv2d(torch.autograd.Function):
@@ -136,13 +188,26 @@ class MPConv(nn.Module):
             self._shared = w
         return w
 
-    def forward(self, x: Tensor, gain: float | Tensor = 1.0) -> Tensor:
+    def effective_weight(self, gain: float | Tensor, dtype: torch.dtype) -> Tensor:
+        """normalize(w) gain / sqrt(fan_in), in ``dtype``."""
         w = self.normalized_weight()
-        w = w * (gain / math.sqrt(w[0].numel()))
-        w = w.to(x.dtype)
+        return (w * (gain / math.sqrt(w[0].numel()))).to(dtype)
+
+    def forward(self, x: Tensor, gain: float | Tensor = 1.0) -> Tensor:
+        w = self.effective_weight(gain, x.dtype)
         if w.ndim == 2:
             return x @ w.t()
         return conv2d(x, w, padding=w.shape[-1] // 2)
+
+    def forward_jvp(self, x: Tensor, dx: Tensor | None, gain: float | Tensor = 1.0) -> tuple[Tensor, Tensor | None]:
+        """(layer(x), layer(dx)): one product or convolution over the primal and tangent stacked
+        along the batch (plain ``F.conv2d``: no custom autograd rule enters a compiled graph)."""
+        if dx is None:
+            return self.forward(x, gain), None
+        w = self.effective_weight(gain, x.dtype)
+        both = torch.cat([x, dx.to(x.dtype)])
+        out = both @ w.t() if w.ndim == 2 else F.conv2d(both, w, padding=w.shape[-1] // 2)
+        return out[: x.shape[0]], out[x.shape[0]:]
 
     @torch.no_grad()
     def force_normalize(self) -> None:

@@ -376,6 +376,7 @@ class Trainer:
         """Train to ``train.steps``; returns the run folder."""
         cfg = self.cfg
         main = self.dist.is_main
+        t_fit = time.perf_counter()
         if cfg.train.minutes is not None and self.step == 0:
             self.plan_budget()
         snaps = snapshot_steps(cfg.train.steps, cfg.train.ema_snapshots) if self.ema.gammas else set()
@@ -423,6 +424,13 @@ class Trainer:
                 bar.close()
             if self.writer is not None:
                 self.writer.close()
+        if self.budget is not None and "used" not in self.budget:  # how much of the budget the run took
+            spent = time.perf_counter() - t_fit
+            self.budget.update(seconds=round(spent, 2), used=round(spent / (60.0 * self.budget["minutes"]), 3))
+            if main:
+                meta = json.loads((self.out / "run.json").read_text())
+                meta["budget"] = self.budget
+                write_text_atomic(self.out / "run.json", json.dumps(meta, indent=2))
         D.barrier(self.dist)
         return self.out
 

@@ -7,7 +7,7 @@ from flowmaps import FlowMap, Objective, ObjectiveConfig
 from flowmaps.nets.edm2 import PRESETS, EDM2Config, EDM2UNet
 from flowmaps.nets.mp import MPConv
 
-from ..helpers import gradients_through_the_jvp, map_jvp_report
+from ..helpers import explicit_tangent_errors, gradients_through_the_jvp, map_jvp_report
 
 SMALL = EDM2Config(img_resolution=8, img_channels=1, model_channels=16, channel_mult=[1, 2], num_blocks=1,
                    attn_resolutions=[4], channels_per_head=16, dropout=0.0)
@@ -56,6 +56,37 @@ def test_gradient_through_the_jvp_matches_across_backends():
     grads = gradients_through_the_jvp(fm, x, s, t)
     assert torch.allclose(grads["func"], grads["forward_ad"], rtol=1e-9, atol=1e-12)
     assert torch.allclose(grads["func"], grads["fd"], rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("variant", ["plain", "guided", "dropout"])
+def test_explicit_tangents_match_torch_func_and_finite_differences(variant):
+    extra = {"guided": {"num_classes": 3, "guidance": True}, "dropout": {"dropout": 0.2}}.get(variant, {})
+    cfg = EDM2Config(**{**SMALL.__dict__, **extra})
+    net = _randomised(cfg).eval()  # dropout off: the references evaluate the network several times
+    fm, fm64 = FlowMap(net, time_input="s_dt"), FlowMap(copy.deepcopy(net).double(), time_input="s_dt")
+    x = torch.randn(3, 1, 8, 8)
+    s, t = torch.tensor([0.1, 0.4, 0.0]), torch.tensor([0.6, 0.95, 0.3])
+    cond = {"y": torch.tensor([0, 2, 3]), "alpha": torch.tensor([1.0, 2.5, 0.0])} if variant == "guided" else {}
+    for name, (against_func, against_fd) in explicit_tangent_errors(fm, fm64, x, s, t, cond).items():
+        assert against_func < 1e-5 and against_fd < 1e-7, (name, against_func, against_fd)
+
+
+def test_explicit_tangent_shares_the_dropout_mask():
+    net = _randomised(EDM2Config(**{**SMALL.__dict__, "dropout": 0.5})).train()
+    x, s, dt = torch.randn(2, 1, 8, 8), torch.tensor([0.1, 0.3]), torch.tensor([0.5, 0.2])
+    torch.manual_seed(3)
+    v, dv = net.forward_jvp(x, s, dt, None, None, torch.ones(2))
+    torch.manual_seed(3)
+    ref_v, ref_dv = torch.func.jvp(lambda d: net(x, s, d), (dt,), (torch.ones(2),))
+    assert torch.allclose(v, ref_v, atol=1e-6) and torch.allclose(dv, ref_dv, rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_through_the_explicit_tangent_equals_torch_func():
+    fm = FlowMap(_randomised().double(), time_input="s_dt")
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    s, t = torch.tensor([0.1, 0.4], dtype=torch.float64), torch.tensor([0.6, 0.95], dtype=torch.float64)
+    grads = gradients_through_the_jvp(fm, x, s, t, backends=("func", "explicit"))
+    assert torch.allclose(grads["func"], grads["explicit"], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["lsd", "esd", "psd-u"])

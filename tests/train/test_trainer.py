@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 import torch
@@ -267,3 +268,14 @@ def test_a_divergence_before_the_first_checkpoint_restarts_from_the_start(tmp_pa
     tr.fit()
     assert tr.step == 12 and tr.recoveries == [{"diverged_at": 5, "restarted_from": 0, "lr_scale": 0.5}]
     assert json.loads((tmp_path / "s" / "run.json").read_text())["recoveries"][0]["restarted_from"] == 0
+
+
+def test_a_budgeted_run_records_how_much_of_the_budget_it_used(tmp_path):
+    tr = Trainer(_cfg(minutes=0.04, steps=5), tmp_path / "used")
+    t0 = time.perf_counter()
+    tr.fit()
+    wall = time.perf_counter() - t0
+    budget = json.loads((tmp_path / "used" / "run.json").read_text())["budget"]
+    assert 0 < budget["seconds"] <= wall
+    assert budget["used"] == pytest.approx(budget["seconds"] / (0.04 * 60), abs=1e-3)
+    assert budget["steps"] == tr.step and "probe_seconds" in budget

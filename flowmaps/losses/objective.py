@@ -120,8 +120,9 @@ class ObjectiveConfig:
         uniform, the off-diagonal jump t - s uniform: large jumps as often as small ones).
     reduction: "batch" (the authors' code: (sum_diag + sum_off) / B = eta mean_diag +
         (1 - eta) mean_off) or "sum_of_means" (Algorithm 1: mean_diag + mean_off).
-    jvp_backend: "auto" ("explicit" for a network with its own tangent pass, the MLP; else torch.func
-        with gradient, forward_ad without), "explicit", "func", "forward_ad" or "fd".
+    jvp_backend: "auto" ("explicit" for a network with its own tangent pass: the MLP, the EDM2 UNet
+        and the DiT; else torch.func with gradient, forward_ad without), "explicit", "func",
+        "forward_ad" or "fd".
     esd_stopgrad: "full" (paper), "convex", "none" or "semigradient".
     ct_delta: step of discrete consistency training.
     shortcut_max_steps: finest dyadic grid of shortcut models (a power of two).

@@ -16,7 +16,10 @@ Differences from DiT, all for flow maps:
   ``F.layer_norm`` gives wrong gradients (pytorch#196700);
 - v = sigma_data * net(x / sigma_data) with a zero-initialised output layer, so the map
   X_{s,t} = x + (t - s) v starts as the identity;
-- an optional learned loss weight w_{s,t} (paper eq 19) and the guidance scale alpha (App. F.5).
+- an optional learned loss weight w_{s,t} (paper eq 19) and the guidance scale alpha (App. F.5);
+- explicit tangents: every module's ``forward_jvp`` returns its output and its tangent from plain
+  operations (:mod:`flowmaps.nets.tangents`), the flow map's ``explicit`` JVP backend; ``forward``
+  is the same pass without tangents.
 
 ``two_times=False, qk_norm=False, learn_sigma=True`` builds DiT's own layout (one time, 2C output
 channels): with it the parameter counts of DiT-S/2, B/2, L/2 and XL/2 on 32 x 32 x 4 latents with
@@ -30,8 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .attention import attention
-from .mp import positional_embedding
+from .attention import attention_jvp
+from .mp import positional_embedding, positional_embedding_jvp
+from .tangents import Tangent, add_tangents, gelu_tanh_jvp, linear_jvp, scale_tangent, silu_jvp
 
 DIT_SIZES: dict[str, tuple[int, int, int]] = {"S": (384, 12, 6), "B": (768, 12, 12), "L": (1024, 24, 16), "XL": (1152, 28, 16)}
 """DiT size name -> (hidden width, depth, heads)."""
@@ -114,7 +118,14 @@ class TimeEmbedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
 
     def forward(self, tau: Tensor) -> Tensor:
-        return self.mlp(positional_embedding(tau, self.channels).to(self.mlp[0].weight.dtype))
+        return self.forward_jvp(tau, None)[0]
+
+    def forward_jvp(self, tau: Tensor, dtau: Tangent) -> tuple[Tensor, Tangent]:
+        e, de = positional_embedding_jvp(tau, dtau, self.channels)
+        dtype = self.mlp[0].weight.dtype
+        h, dh = linear_jvp(e.to(dtype), None if de is None else de.to(dtype), self.mlp[0].weight, self.mlp[0].bias)
+        h, dh = silu_jvp(h, dh)
+        return linear_jvp(h, dh, self.mlp[2].weight, self.mlp[2].bias)
 
 
 class LayerNorm(nn.Module):
@@ -129,9 +140,19 @@ class LayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.forward_jvp(x, None)[0]
+
+    def forward_jvp(self, x: Tensor, dx: Tangent) -> tuple[Tensor, Tangent]:
+        """y = h r with h = x - mean x, r = (mean h^2 + eps)^-1/2; dy = dh r - y r^2 mean(h dh)."""
         h = x if x.dtype == torch.float64 else x.float()
         h = h - h.mean(-1, keepdim=True)
-        return (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+        r = torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        y = h * r
+        if dx is None:
+            return y.to(x.dtype), None
+        dh = dx.to(h.dtype)
+        dh = dh - dh.mean(-1, keepdim=True)
+        return y.to(x.dtype), (dh * r - y * (r * r * (h * dh).mean(-1, keepdim=True))).to(x.dtype)
 
 
 class RMSNorm(nn.Module):
@@ -143,8 +164,18 @@ class RMSNorm(nn.Module):
         self.gain = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.forward_jvp(x, None)[0]
+
+    def forward_jvp(self, x: Tensor, dx: Tangent) -> tuple[Tensor, Tangent]:
+        """y = x r g with r = (mean x^2 + eps)^-1/2; dy = (dx r - x r^3 mean(x dx)) g."""
         h = x if x.dtype == torch.float64 else x.float()
-        return (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps) * self.gain.to(h.dtype)).to(x.dtype)
+        r = torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        gain = self.gain.to(h.dtype)
+        y = (h * r * gain).to(x.dtype)
+        if dx is None:
+            return y, None
+        dh = dx.to(h.dtype)
+        return y, ((dh * r - h * (r * r * r * (h * dh).mean(-1, keepdim=True))) * gain).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -159,15 +190,44 @@ class Attention(nn.Module):
         self.k_norm = RMSNorm(dim // heads) if qk_norm else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.forward_jvp(x, None)[0]
+
+    def forward_jvp(self, x: Tensor, dx: Tangent) -> tuple[Tensor, Tangent]:
         b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        y = attention(self.q_norm(q), self.k_norm(k), v)
-        return self.proj(y.transpose(1, 2).reshape(b, n, d))
+        split = lambda u: u.reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # noqa: E731
+        qkv, dqkv = linear_jvp(x, dx, self.qkv.weight, self.qkv.bias)
+        q, k, v = split(qkv)
+        dq, dk, dv = (None, None, None) if dqkv is None else split(dqkv)
+        if isinstance(self.q_norm, RMSNorm):
+            (q, dq), (k, dk) = self.q_norm.forward_jvp(q, dq), self.k_norm.forward_jvp(k, dk)
+        y, dy = attention_jvp(q, dq, k, dk, v, dv)
+        merge = lambda u: None if u is None else u.transpose(1, 2).reshape(b, n, d)  # noqa: E731
+        return linear_jvp(merge(y), merge(dy), self.proj.weight, self.proj.bias)
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     """adaLN: x (1 + scale) + shift, per sample: x [B, N, D], shift and scale [B, D]."""
     return x * (1 + scale[:, None]) + shift[:, None]
+
+
+def modulate_jvp(x: Tensor, dx: Tangent, shift: Tensor, dshift: Tangent, scale: Tensor,
+                 dscale: Tangent) -> tuple[Tensor, Tangent]:
+    """:func:`modulate` and its tangent dx (1 + scale) + x dscale + dshift."""
+    tangent = add_tangents(scale_tangent(dx, 1 + scale[:, None]),
+                           None if dscale is None else x * dscale[:, None],
+                           None if dshift is None else dshift[:, None].expand_as(x))
+    return modulate(x, shift, scale), tangent
+
+
+def _gated_jvp(x: Tensor, dx: Tangent, gate: Tensor, dgate: Tangent, y: Tensor, dy: Tangent) -> tuple[Tensor, Tangent]:
+    """x + gate y (gate [B, D] per sample) and its tangent."""
+    g = gate[:, None]
+    return x + g * y, add_tangents(dx, None if dgate is None else dgate[:, None] * y, scale_tangent(dy, g))
+
+
+def _chunks(u: Tensor, du: Tangent, n: int) -> list[tuple[Tensor, Tangent]]:
+    parts = u.chunk(n, dim=1)
+    return list(zip(parts, [None] * n if du is None else du.chunk(n, dim=1)))
 
 
 class DiTBlock(nn.Module):
@@ -185,9 +245,18 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.ada[1].bias)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.ada(c).chunk(6, dim=1)
-        x = x + gate_a[:, None] * self.attn(modulate(self.norm1(x), shift_a, scale_a))
-        return x + gate_m[:, None] * self.mlp(modulate(self.norm2(x), shift_m, scale_m))
+        return self.forward_jvp(x, None, c, None)[0]
+
+    def forward_jvp(self, x: Tensor, dx: Tangent, c: Tensor, dc: Tangent) -> tuple[Tensor, Tangent]:
+        ada = linear_jvp(*silu_jvp(c, dc), self.ada[1].weight, self.ada[1].bias)
+        (shift_a, dshift_a), (scale_a, dscale_a), (gate_a, dgate_a), (shift_m, dshift_m), (scale_m, dscale_m), \
+            (gate_m, dgate_m) = _chunks(*ada, 6)
+        h, dh = modulate_jvp(*self.norm1.forward_jvp(x, dx), shift_a, dshift_a, scale_a, dscale_a)
+        x, dx = _gated_jvp(x, dx, gate_a, dgate_a, *self.attn.forward_jvp(h, dh))
+        h, dh = modulate_jvp(*self.norm2.forward_jvp(x, dx), shift_m, dshift_m, scale_m, dscale_m)
+        h, dh = linear_jvp(h, dh, self.mlp[0].weight, self.mlp[0].bias)
+        h, dh = linear_jvp(*gelu_tanh_jvp(h, dh), self.mlp[2].weight, self.mlp[2].bias)
+        return _gated_jvp(x, dx, gate_m, dgate_m, h, dh)
 
 
 class DiT(nn.Module):
@@ -267,26 +336,41 @@ class DiT(nn.Module):
     # -- conditioning -------------------------------------------------------------------------------
     def conditioning(self, s: Tensor, dt: Tensor, y: Tensor | None, alpha: Tensor | None) -> Tensor:
         """c = emb(s) + emb(t - s) [+ emb(alpha)] [+ label embedding]: [B, hidden]."""
-        c = self.emb_s(s)
+        return self.conditioning_jvp(s, dt, None, None, y, alpha)[0]
+
+    def conditioning_jvp(self, s: Tensor, dt: Tensor, ds: Tangent, ddt: Tangent, y: Tensor | None,
+                         alpha: Tensor | None) -> tuple[Tensor, Tangent]:
+        """:meth:`conditioning` and its tangent along (ds, ddt); labels and alpha carry none."""
+        c, dc = self.emb_s.forward_jvp(s, ds)
         if self.emb_dt is not None:
-            c = c + self.emb_dt(dt)
+            e, de = self.emb_dt.forward_jvp(dt, ddt)
+            c, dc = c + e, add_tangents(dc, de)
         if self.emb_alpha is not None:
             c = c + self.emb_alpha(torch.ones_like(s) if alpha is None else alpha)
         if self.emb_label is not None:
             if y is None:
                 raise ValueError("this network is class-conditional: pass labels y (the null label K for unconditional)")
             c = c + self.emb_label(y).to(c.dtype)
-        return c
+        return c, dc
 
     def forward(self, x: Tensor, s: Tensor, dt: Tensor, y: Tensor | None = None, alpha: Tensor | None = None) -> Tensor:
+        return self.forward_jvp(x, s, dt, None, None, None, y, alpha)[0]
+
+    def forward_jvp(self, x: Tensor, s: Tensor, dt: Tensor, dx: Tangent, ds: Tangent, ddt: Tangent,
+                    y: Tensor | None = None, alpha: Tensor | None = None) -> tuple[Tensor, Tangent]:
+        """(v, dv), shaped like x: the output and its derivative along dx, ds, ddt [B] (``None``: zero)."""
         sd = self.cfg.sigma_data
-        c = self.conditioning(s, dt, y, alpha)
-        h = self.embed(self.patchify(x / sd)) + self.pos.to(x.dtype)
+        c, dc = self.conditioning_jvp(s, dt, ds, ddt, y, alpha)
+        h, dh = linear_jvp(self.patchify(x / sd), None if dx is None else self.patchify(dx / sd),
+                           self.embed.weight, self.embed.bias)
+        h = h + self.pos.to(x.dtype)
         for block in self.blocks:
-            h = block(h, c)
-        shift, scale = self.final_ada(c).chunk(2, dim=1)
-        h = self.out(modulate(self.final_norm(h), shift, scale))
-        return (sd * self.unpatchify(h)).to(x.dtype)
+            h, dh = block.forward_jvp(h, dh, c, dc)
+        (shift, dshift), (scale, dscale) = _chunks(*linear_jvp(*silu_jvp(c, dc), self.final_ada[1].weight,
+                                                                self.final_ada[1].bias), 2)
+        h, dh = modulate_jvp(*self.final_norm.forward_jvp(h, dh), shift, dshift, scale, dscale)
+        h, dh = linear_jvp(h, dh, self.out.weight, self.out.bias)
+        return (sd * self.unpatchify(h)).to(x.dtype), None if dh is None else (sd * self.unpatchify(dh)).to(x.dtype)
 
     def log_weight(self, s: Tensor, t: Tensor) -> Tensor | None:
         """Learned loss weight w_{s,t} [B] from sine-cosine features of raw s and t (eq 19)."""

@@ -1,11 +1,12 @@
 """Every loss that differentiates through a JVP has the same value and gradient with the explicit
-tangents (the MLP's and the EDM2 UNet's) as with torch.func (float64)."""
+tangents (the MLP's, the EDM2 UNet's and the DiT's) as with torch.func (float64)."""
 import pytest
 import torch
 
 from flowmaps import FlowMap, Objective, ObjectiveConfig
 from flowmaps.losses.objective import Teacher
 from flowmaps.nets import MLP
+from flowmaps.nets.dit import DiT, DiTConfig
 from flowmaps.nets.edm2 import EDM2Config, EDM2UNet
 
 CASES = [
@@ -31,11 +32,19 @@ def _net(kind, guided):
                 if hasattr(m, "emb_gain"):
                     m.emb_gain.fill_(0.3)
         return FlowMap(net.double(), "s_dt")
+    if kind == "dit":
+        torch.manual_seed(0)
+        net = DiT(DiTConfig(input_shape=(1, 8, 8), patch_size=2, hidden=16, depth=1, heads=2, **kw))
+        with torch.no_grad():  # away from the zero-initialised modulations and output
+            for name, p in net.named_parameters():
+                if "ada" in name or name.startswith("out."):
+                    p.normal_(0, 0.05)
+        return FlowMap(net.double(), "s_dt")
     return FlowMap(MLP(dim=2, width=24, depth=2, sigma=0.8, activation="gelu", time_features=2, **kw).double())
 
 
 @pytest.mark.parametrize("kind,method,extra", [("mlp", m, e) for m, e in CASES] + [("edm2", m, e) for m, e in CASES[:5]]
-                         + [("edm2", *CASES[10])])
+                         + [("edm2", *CASES[10])] + [("dit", m, e) for m, e in CASES[:5]] + [("dit", *CASES[9])])
 def test_loss_and_gradient_equal_the_reference_backend(kind, method, extra):
     guided = "guidance_max" in extra
     torch.manual_seed(0)

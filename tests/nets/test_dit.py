@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -5,7 +7,7 @@ from flowmaps import FlowMap, Objective, ObjectiveConfig, Teacher
 from flowmaps.losses import METHODS
 from flowmaps.nets.dit import DiT, DiTConfig, dit_parameter_count
 
-from ..helpers import gradients_through_the_jvp, map_jvp_report
+from ..helpers import explicit_tangent_errors, gradients_through_the_jvp, map_jvp_report
 
 IMAGE = DiTConfig(input_shape=(1, 8, 8), patch_size=2, hidden=32, depth=2, heads=2, learned_weight=True)
 SEQUENCE = DiTConfig(input_shape=(16, 3), patch_size=4, hidden=32, depth=2, heads=4)
@@ -64,6 +66,29 @@ def test_gradient_through_the_jvp_matches_across_backends():
     grads = gradients_through_the_jvp(fm, x, s, t)
     assert torch.allclose(grads["func"], grads["forward_ad"], rtol=1e-9, atol=1e-12)
     assert torch.allclose(grads["func"], grads["fd"], rtol=1e-5, atol=1e-8)
+
+
+GUIDED = DiTConfig(input_shape=(1, 8, 8), patch_size=2, hidden=32, depth=1, heads=2, num_classes=3, guidance=True)
+PLAIN = DiTConfig(input_shape=(1, 8, 8), patch_size=2, hidden=32, depth=2, heads=2, qk_norm=False, two_times=False)
+
+
+@pytest.mark.parametrize("cfg", [IMAGE, SEQUENCE, GUIDED, PLAIN], ids=["image", "sequence", "guided", "no-qk-norm"])
+def test_explicit_tangents_match_torch_func_and_finite_differences(cfg):
+    net = _randomised(cfg, torch.float32)
+    fm, fm64 = FlowMap(net, time_input="s_dt"), FlowMap(copy.deepcopy(net).double(), time_input="s_dt")
+    x = torch.randn(3, *cfg.input_shape)
+    s, t = torch.tensor([0.1, 0.4, 0.0]), torch.tensor([0.6, 0.95, 0.3])
+    cond = {"y": torch.tensor([0, 2, 3]), "alpha": torch.tensor([1.0, 2.5, 0.0])} if cfg.guidance else {}
+    for name, (against_func, against_fd) in explicit_tangent_errors(fm, fm64, x, s, t, cond).items():
+        assert against_func < 1e-5 and against_fd < 1e-7, (name, against_func, against_fd)
+
+
+def test_gradient_through_the_explicit_tangent_equals_torch_func():
+    fm = FlowMap(_randomised(IMAGE), time_input="s_dt")
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    s, t = torch.tensor([0.1, 0.4], dtype=torch.float64), torch.tensor([0.6, 0.95], dtype=torch.float64)
+    grads = gradients_through_the_jvp(fm, x, s, t, backends=("func", "explicit"))
+    assert torch.allclose(grads["func"], grads["explicit"], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["lsd", "esd", "psd-u"])

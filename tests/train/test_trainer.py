@@ -276,6 +276,6 @@ def test_a_budgeted_run_records_how_much_of_the_budget_it_used(tmp_path):
     tr.fit()
     wall = time.perf_counter() - t0
     budget = json.loads((tmp_path / "used" / "run.json").read_text())["budget"]
-    assert 0 < budget["seconds"] <= wall
-    assert budget["used"] == pytest.approx(budget["seconds"] / (0.04 * 60), abs=1e-3)
+    assert 0 < budget["seconds"] <= wall + 0.01  # rounded to 10 ms
+    assert budget["used"] == pytest.approx(budget["seconds"] / (0.04 * 60), abs=5e-3)  # both rounded
     assert budget["steps"] == tr.step and "probe_seconds" in budget

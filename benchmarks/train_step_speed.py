@@ -13,7 +13,7 @@ the EMAs and the EDM2 weight normalisation. Per configuration and revision it re
 
     python benchmarks/train_step_speed.py                           # this tree against HEAD
     python benchmarks/train_step_speed.py --baseline 8df0b45 --configs main-job --rounds 5
-    python benchmarks/train_step_speed.py --baseline none --configs main-job image-folder digits-cpu
+    python benchmarks/train_step_speed.py --baseline none --configs main-job image-folder digits-cpu digits-dit-cpu
 
 ``--baseline REV`` checks REV out into a temporary git worktree and runs it with the same
 Python; ``none`` times this tree alone. The image configuration trains on 400 generated 64 x 64
@@ -60,8 +60,8 @@ def _config(name: str, data_dir: Path):
 
     if name == "main-job":
         return build_config(preset("checker-cpu"), {"train": {"steps": 8000}})
-    if name == "digits-cpu":
-        return build_config(preset("digits-cpu"))
+    if name in ("digits-cpu", "digits-dit-cpu"):
+        return build_config(preset(name), {"train": {"minutes": None, "steps": 2000}})
     if name == "image-folder":  # what autoconfig picks for 400 pictures and a 3-minute budget
         return build_config({
             "method": "lsd", "sigma": 0.5,
@@ -75,7 +75,7 @@ def _config(name: str, data_dir: Path):
     raise SystemExit(f"unknown configuration {name!r}")
 
 
-CONFIGS = ("main-job", "image-folder", "digits-cpu")
+CONFIGS = ("main-job", "image-folder", "digits-cpu", "digits-dit-cpu")
 
 
 def _matmul_rate(dtype) -> float:

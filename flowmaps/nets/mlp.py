@@ -15,6 +15,14 @@ ACTIVATIONS: dict[str, type[nn.Module] | functools.partial] = {
 ACTIVATION_JVPS = {"gelu": gelu_jvp, "silu": silu_jvp, "gelu_tanh": gelu_tanh_jvp}
 
 
+def _with_fourier_jvp(z: Tensor, dz: Tangent, freqs: Tensor) -> tuple[Tensor, Tangent]:
+    """[z, sin(z f), cos(z f)] for z [B, n] and frequencies f [K] (flattened per input), and its tangent."""
+    freqs = freqs.to(z.dtype)
+    sin, cos, dsin, dcos = sin_cos_jvp((z[:, :, None] * freqs).flatten(1),
+                                       None if dz is None else (dz[:, :, None] * freqs).flatten(1))
+    return cat_jvp([(z, dz), (sin, dsin), (cos, dcos)], 1)
+
+
 class MLP(nn.Module):
     """Input [a, b, x / sigma] -> Dense(width)+act, then ``depth`` x [Dense(width)+act], Dense(D);
     output times sigma. The paper's checker network is width 512, depth 4 (five Dense-512 layers),
@@ -123,22 +131,12 @@ class MLP(nn.Module):
         ab = torch.stack([a, b], dim=1)
         dab = None if da is None and db is None else torch.stack(
             [torch.zeros_like(a) if da is None else da, torch.zeros_like(b) if db is None else db], dim=1)
-        if not self.time_features:
-            return ab, dab
-        freqs = self.freqs.to(ab.dtype)
-        sin, cos, dsin, dcos = sin_cos_jvp((ab[:, :, None] * freqs).flatten(1),
-                                           None if dab is None else (dab[:, :, None] * freqs).flatten(1))
-        return cat_jvp([(ab, dab), (sin, dsin), (cos, dcos)], 1)
+        return (ab, dab) if not self.time_features else _with_fourier_jvp(ab, dab, self.freqs)
 
     def _point_inputs_jvp(self, x: Tensor, dx: Tangent) -> tuple[Tensor, Tangent]:
         """:meth:`point_inputs` and its tangent."""
         z, dz = x / self.sigma, scale_tangent(dx, 1 / self.sigma)
-        if not self.x_features:
-            return z, dz
-        freqs = self.x_freqs.to(z.dtype)
-        sin, cos, dsin, dcos = sin_cos_jvp((z[:, :, None] * freqs).flatten(1),
-                                           None if dz is None else (dz[:, :, None] * freqs).flatten(1))
-        return cat_jvp([(z, dz), (sin, dsin), (cos, dcos)], 1)
+        return (z, dz) if not self.x_features else _with_fourier_jvp(z, dz, self.x_freqs)
 
     def log_weight(self, s: Tensor, t: Tensor) -> Tensor | None:
         """Learned log loss weight w_{s,t}: [B], or None without the head."""

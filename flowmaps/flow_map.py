@@ -27,6 +27,13 @@ class FlowMapNet(Protocol):
     def __call__(self, x: Tensor, a: Tensor, b: Tensor, **cond: Any) -> Tensor: ...
 
 
+def _difference(dt: Tensor | None, ds: Tensor | None) -> Tensor | None:
+    """The tangent of t - s from those of t and s (``None``: zero)."""
+    if ds is None:
+        return dt
+    return -ds if dt is None else dt - ds
+
+
 @contextlib.contextmanager
 def dropout_disabled(module: nn.Module) -> Iterator[None]:
     """Temporarily put every dropout layer of ``module`` in eval mode (other layers untouched).
@@ -120,8 +127,7 @@ class FlowMap(nn.Module):
         backend = self.jvp_backend(backend)
         if backend == "explicit":
             if self.time_input == "s_dt":
-                db = dt if ds is None else (-ds if dt is None else dt - ds)
-                v, dv = self.net.forward_jvp(x, s, t - s, dx, ds, db, **cond)
+                v, dv = self.net.forward_jvp(x, s, t - s, dx, ds, _difference(dt, ds), **cond)
             else:
                 v, dv = self.net.forward_jvp(x, s, t, dx, ds, dt, **cond)
             return v, torch.zeros_like(v) if dv is None else dv.to(v.dtype)
@@ -144,7 +150,7 @@ class FlowMap(nn.Module):
         gap = expand_time(t - s, x)
         X = x + gap * v
         dX = gap * dv
-        dgap = dt if ds is None else (-ds if dt is None else dt - ds)
+        dgap = _difference(dt, ds)
         if dgap is not None:
             dX = dX + expand_time(dgap, x) * v
         if dx is not None:

@@ -26,10 +26,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None) -> Te
 
     Computed in the dtype of q (k and v are cast to it). ``scale`` defaults to 1 / sqrt(d).
     """
-    k, v = k.to(q.dtype), v.to(q.dtype)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    w = softmax(torch.matmul(q, k.transpose(-1, -2)) * scale, dim=-1)
-    return torch.matmul(w, v)
+    return attention_jvp(q, None, k, None, v, None, scale)[0]
 
 
 def attention_jvp(q: Tensor, dq: Tensor | None, k: Tensor, dk: Tensor | None, v: Tensor, dv: Tensor | None,
@@ -37,8 +34,6 @@ def attention_jvp(q: Tensor, dq: Tensor | None, k: Tensor, dk: Tensor | None, v:
     """:func:`attention` and its tangent along (dq, dk, dv) (``None``: zero), from plain operations:
     with S = q k^T scale, P = softmax(S): dS = (dq k^T + q dk^T) scale, dP = P (dS - rowsum(P dS)),
     d out = dP v + P dv."""
-    if dq is None and dk is None and dv is None:
-        return attention(q, k, v, scale), None
     k, v = k.to(q.dtype), v.to(q.dtype)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     p = softmax(torch.matmul(q, k.transpose(-1, -2)) * scale, dim=-1)

@@ -23,25 +23,21 @@ def _acc(dtype: torch.dtype) -> torch.dtype:
 
 def normalize(x: Tensor, dim: list[int] | None = None, eps: float = 1e-4) -> Tensor:
     """Scale each slice along ``dim`` (default: all but the first) to norm sqrt(its size)."""
-    if dim is None:
-        dim = list(range(1, x.ndim))
-    norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True, dtype=_acc(x.dtype))
-    norm = torch.add(eps, norm, alpha=float(np.sqrt(norm.numel() / x.numel())))
-    return x / norm.to(x.dtype)
+    return normalize_jvp(x, None, list(range(1, x.ndim)) if dim is None else dim, eps)[0]
 
 
 def normalize_jvp(x: Tensor, dx: Tensor | None, dim: list[int], eps: float = 1e-4) -> tuple[Tensor, Tensor | None]:
     """:func:`normalize` and its tangent: with N = eps + a |x|, y = x / N,
     dy = (dx - y dN) / N and dN = a <x, dx> / |x| (a = sqrt(|norm| / |x|), the size factor)."""
-    if dx is None:
-        return normalize(x, dim, eps), None
     acc = _acc(x.dtype)
     norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True, dtype=acc)
     alpha = float(np.sqrt(norm.numel() / x.numel()))
-    denom = torch.add(eps, norm, alpha=alpha)
-    y = x / denom.to(x.dtype)
+    denom = torch.add(eps, norm, alpha=alpha).to(x.dtype)
+    y = x / denom
+    if dx is None:
+        return y, None
     d_norm = (x.to(acc) * dx.to(acc)).sum(dim=dim, keepdim=True) * alpha / norm.clamp_min(1e-30)
-    return y, (dx.to(x.dtype) - y * d_norm.to(x.dtype)) / denom.to(x.dtype)
+    return y, (dx.to(x.dtype) - y * d_norm.to(x.dtype)) / denom
 
 
 MP_SILU_GAIN = 1.0 / 0.596
@@ -97,23 +93,21 @@ def positional_embedding(tau: Tensor, channels: int, max_period: float = 10000.0
     tau: [B] raw times in [0, 1] (no x1000 scaling, as the paper). Returns [B, channels] in
     float32 (float64 for float64 times).
     """
-    half, dtype = channels // 2, _acc(tau.dtype)
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=tau.device, dtype=dtype) / half)
-    arg = tau.to(dtype)[:, None] * freqs[None, :]
-    return torch.cat([torch.cos(arg), torch.sin(arg)], dim=1) * math.sqrt(2)
+    return positional_embedding_jvp(tau, None, channels, max_period)[0]
 
 
 def positional_embedding_jvp(tau: Tensor, dtau: Tensor | None, channels: int,
                              max_period: float = 10000.0) -> tuple[Tensor, Tensor | None]:
     """:func:`positional_embedding` and its tangent along dtau [B]: f_k dtau [-sin, cos] sqrt2."""
-    if dtau is None:
-        return positional_embedding(tau, channels, max_period), None
     half, dtype = channels // 2, _acc(tau.dtype)
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=tau.device, dtype=dtype) / half)
     arg = tau.to(dtype)[:, None] * freqs[None, :]
-    darg = dtau.to(dtype)[:, None] * freqs[None, :]
     cos, sin = torch.cos(arg), torch.sin(arg)
-    return torch.cat([cos, sin], dim=1) * math.sqrt(2), torch.cat([-sin * darg, cos * darg], dim=1) * math.sqrt(2)
+    primal = torch.cat([cos, sin], dim=1) * math.sqrt(2)
+    if dtau is None:
+        return primal, None
+    darg = dtau.to(dtype)[:, None] * freqs[None, :]
+    return primal, torch.cat([-sin * darg, cos * darg], dim=1) * math.sqrt(2)
 
 
 class _Conv2d(torch.autograd.Function):

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..exact import ClassMixtureProblem, GaussianMixtureProblem, GaussianProblem
+from .tables import read_csv_table
 
 Sampler2D = Callable[[int, torch.Generator], Tensor]
 
@@ -120,10 +121,7 @@ def load_points(path: str | Path, label_column: int | None = None) -> tuple[Tens
     if p.suffix == ".npy":
         arr = np.load(p)
     elif p.suffix == ".csv":
-        try:
-            arr = np.loadtxt(p, delimiter=",", ndmin=2)
-        except ValueError:
-            arr = np.loadtxt(p, delimiter=",", ndmin=2, skiprows=1)
+        arr = read_csv_table(p)[0]
     else:
         raise ValueError(f"data.path {str(p)!r}: expected a .npy or .csv file")
     if arr.ndim != 2 or arr.shape[0] < 2:

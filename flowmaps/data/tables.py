@@ -1,0 +1,77 @@
+"""Tables of numbers from CSV files: a header row (optional), one column per feature.
+
+Every cell must be a finite number. A bad table is refused with one line that names the column
+and the fix, before anything is written: a text column, missing cells (empty, NaN or Inf) and a
+constant column (it carries no information and has no scale to standardise by).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+MISSING = frozenset({"", "nan", "na", "n/a", "null", "none", "inf", "-inf", "+inf", "infinity", "-infinity"})
+
+
+def _number(cell: str) -> float | None:
+    """The cell as a finite float; None for a missing cell; raises ValueError for text."""
+    text = cell.strip()
+    if text.lower() in MISSING:
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _is_header(row: list[str]) -> bool:
+    """A first row with any non-numeric, non-missing cell is a header."""
+    for cell in row:
+        try:
+            _number(cell)
+        except ValueError:
+            return True
+    return False
+
+
+def read_csv_table(path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """(values [N, D] float64, column names [D]) of a comma-separated file; names are the header's,
+    or ``column 0``, ``column 1``, ... when the file has none."""
+    p = Path(path)
+    with open(p, newline="") as f:
+        rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+    if not rows:
+        raise ValueError(f"data.path {str(p)!r} is empty: give a .csv with one row per point")
+    header = _is_header(rows[0])
+    names = [c.strip() or f"column {j}" for j, c in enumerate(rows[0])] if header else [f"column {j}" for j in range(len(rows[0]))]
+    body = rows[1:] if header else rows
+    width = len(names)
+    values = np.empty((len(body), width))
+    missing = [0] * width
+    first_missing: list[int | None] = [None] * width
+    for i, row in enumerate(body):
+        line = i + 1 + int(header)  # 1-based line in the file
+        if len(row) != width:
+            raise ValueError(f"data.path {str(p)!r}: line {line} has {len(row)} cells, the {'header' if header else 'first line'} "
+                             f"has {width}; every row needs one cell per column")
+        for j, cell in enumerate(row):
+            try:
+                v = _number(cell)
+            except ValueError:
+                raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} holds text ({cell.strip()!r} on line {line}); "
+                                 f"drop the column or encode it as numbers") from None
+            if v is None:
+                missing[j] += 1
+                first_missing[j] = line if first_missing[j] is None else first_missing[j]
+                v = math.nan
+            values[i, j] = v
+    for j in range(width):
+        if missing[j]:
+            raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} has {missing[j]} missing or non-finite cells "
+                             f"(first on line {first_missing[j]}); fill them or drop those rows")
+    if len(body) >= 2:
+        for j in range(width):
+            if np.all(values[:, j] == values[0, j]):
+                raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} is constant ({values[0, j]:g} in every row); "
+                                 f"drop it, it carries no information")
+    return values, names

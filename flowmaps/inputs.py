@@ -48,7 +48,7 @@ def read_inputs(path: str | Path, shape: tuple[int, ...]) -> tuple[Tensor, list[
     elif p.suffix == ".csv":
         from .data.toy2d import load_points
 
-        arr = load_points(p)[0].numpy()
+        arr = load_points(p, training=False)[0].numpy()
     else:
         raise InputError(f"--input {str(p)!r}: use a .npy or .csv file, an image file or a folder of images")
     if tuple(arr.shape) == shape:

@@ -34,9 +34,10 @@ def _is_header(row: list[str]) -> bool:
     return False
 
 
-def read_csv_table(path: str | Path) -> tuple[np.ndarray, list[str]]:
+def read_csv_table(path: str | Path, refuse_constant: bool = True) -> tuple[np.ndarray, list[str]]:
     """(values [N, D] float64, column names [D]) of a comma-separated file; names are the header's,
-    or ``column 0``, ``column 1``, ... when the file has none."""
+    or ``column 0``, ``column 1``, ... when the file has none. ``refuse_constant``: training data
+    (a user's inputs to a trained run may hold a constant column)."""
     p = Path(path)
     with open(p, newline="") as f:
         rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
@@ -69,7 +70,7 @@ def read_csv_table(path: str | Path) -> tuple[np.ndarray, list[str]]:
         if missing[j]:
             raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} has {missing[j]} missing or non-finite cells "
                              f"(first on line {first_missing[j]}); fill them or drop those rows")
-    if len(body) >= 2:
+    if refuse_constant and len(body) >= 2:
         for j in range(width):
             if np.all(values[:, j] == values[0, j]):
                 raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} is constant ({values[0, j]:g} in every row); "

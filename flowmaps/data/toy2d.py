@@ -111,17 +111,18 @@ def labelled_gmm(n: int, generator: torch.Generator | None = None) -> tuple[Tens
     return x.float(), y
 
 
-def load_points(path: str | Path, label_column: int | None = None) -> tuple[Tensor, Tensor | None]:
+def load_points(path: str | Path, label_column: int | None = None,
+                training: bool = True) -> tuple[Tensor, Tensor | None]:
     """A user point cloud from .npy or .csv (comma-separated, optional header): (points [N, D],
     labels [N] or None). ``label_column`` (e.g. -1 for the last) holds integer class labels
-    0..K-1; it is taken out of the points."""
+    0..K-1; it is taken out of the points. ``training``: refuse a constant CSV column (not for inputs)."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"data.path {str(p)!r} does not exist: give a .npy or .csv file of shape [N, D]")
     if p.suffix == ".npy":
         arr = np.load(p)
     elif p.suffix == ".csv":
-        arr = read_csv_table(p)[0]
+        arr = read_csv_table(p, refuse_constant=training)[0]
     else:
         raise ValueError(f"data.path {str(p)!r}: expected a .npy or .csv file")
     if arr.ndim != 2 or arr.shape[0] < 2:

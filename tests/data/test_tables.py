@@ -42,3 +42,8 @@ def test_cli_refuses_a_bad_table_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "column 'colour' holds text" in err[0]
     assert not out.exists()
+
+
+def test_inputs_may_hold_a_constant_column(tmp_path):
+    x, _ = read_csv_table(_write(tmp_path / "t.csv", "a,b\n1,7\n3,7\n"), refuse_constant=False)
+    np.testing.assert_array_equal(x[:, 1], [7, 7])

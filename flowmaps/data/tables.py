@@ -47,32 +47,27 @@ def read_csv_table(path: str | Path, refuse_constant: bool = True) -> tuple[np.n
     names = [c.strip() or f"column {j}" for j, c in enumerate(rows[0])] if header else [f"column {j}" for j in range(len(rows[0]))]
     body = rows[1:] if header else rows
     width = len(names)
-    values = np.empty((len(body), width))
-    missing = [0] * width
-    first_missing: list[int | None] = [None] * width
+    first_line = 1 + int(header)  # the 1-based file line of body row 0
+    values = np.empty((len(body), width))  # a missing cell is NaN
     for i, row in enumerate(body):
-        line = i + 1 + int(header)  # 1-based line in the file
         if len(row) != width:
-            raise ValueError(f"data.path {str(p)!r}: line {line} has {len(row)} cells, the {'header' if header else 'first line'} "
-                             f"has {width}; every row needs one cell per column")
+            raise ValueError(f"data.path {str(p)!r}: line {i + first_line} has {len(row)} cells, the "
+                             f"{'header' if header else 'first line'} has {width}; every row needs one cell per column")
         for j, cell in enumerate(row):
             try:
                 v = _number(cell)
             except ValueError:
-                raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} holds text ({cell.strip()!r} on line {line}); "
-                                 f"drop the column or encode it as numbers") from None
-            if v is None:
-                missing[j] += 1
-                first_missing[j] = line if first_missing[j] is None else first_missing[j]
-                v = math.nan
-            values[i, j] = v
-    for j in range(width):
-        if missing[j]:
-            raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} has {missing[j]} missing or non-finite cells "
-                             f"(first on line {first_missing[j]}); fill them or drop those rows")
-    if refuse_constant and len(body) >= 2:
-        for j in range(width):
-            if np.all(values[:, j] == values[0, j]):
-                raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} is constant ({values[0, j]:g} in every row); "
-                                 f"drop it, it carries no information")
+                raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} holds text ({cell.strip()!r} on line "
+                                 f"{i + first_line}); drop the column or encode it as numbers") from None
+            values[i, j] = math.nan if v is None else v
+    missing = np.isnan(values)
+    if missing.any():
+        j = int(np.flatnonzero(missing.any(axis=0))[0])
+        raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} has {int(missing[:, j].sum())} missing or non-finite "
+                         f"cells (first on line {int(np.argmax(missing[:, j])) + first_line}); fill them or drop those rows")
+    constant = (values == values[0]).all(axis=0) if refuse_constant and len(body) >= 2 else np.zeros(width, bool)
+    if constant.any():
+        j = int(np.flatnonzero(constant)[0])
+        raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} is constant ({values[0, j]:g} in every row); "
+                         f"drop it, it carries no information")
     return values, names

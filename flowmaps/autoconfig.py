@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -88,11 +89,9 @@ def cpu_resolution_cap(minutes: float | None) -> int:
     return 32 if minutes >= 15 else 16
 
 
-def detect_resolution(folder: str | Path, device: DeviceInfo, limit: int = 200,
-                      minutes: float | None = None) -> tuple[int, str]:
-    """The training resolution for a folder of images: the largest of 8..256 not above the median
-    shorter side of (up to ``limit``) readable images, at most 128 on a GPU and, on a CPU, what
-    the budget can train (:func:`cpu_resolution_cap`)."""
+def native_resolution(folder: str | Path, limit: int = 200) -> tuple[int, float, int]:
+    """(resolution, median shorter side, images read): the largest of 8..256 not above the median
+    shorter side of (up to ``limit``) readable images of ``folder``."""
     from PIL import Image
 
     files = list_images(Path(folder))
@@ -106,13 +105,85 @@ def detect_resolution(folder: str | Path, device: DeviceInfo, limit: int = 200,
     if not sides:
         raise MissingDataError(f"no readable image files ({', '.join(IMAGE_SUFFIXES)}) under {str(folder)!r}")
     median = statistics.median(sides)
+    return max([r for r in RESOLUTIONS if r <= median] or [RESOLUTIONS[0]]), median, len(sides)
+
+
+def detect_resolution(folder: str | Path, device: DeviceInfo, limit: int = 200,
+                      minutes: float | None = None) -> tuple[int, str]:
+    """The training resolution for a folder of images without a measurement: the images' own
+    (:func:`native_resolution`), at most 128 on a GPU and, on a CPU, what the budget can train
+    (:func:`cpu_resolution_cap`). A measured choice (:func:`choose_cpu_image_recipe`) replaces
+    the CPU cap when ``flowmaps train --data`` times the candidates."""
+    native, median, count = native_resolution(folder, limit)
     cap = cpu_resolution_cap(minutes) if device.kind == "cpu" else 128
-    res = max([r for r in RESOLUTIONS if r <= min(median, cap)] or [RESOLUTIONS[0]])
-    why = f"median shorter side {median:g} px of {len(sides)} images"
-    if median > cap:
+    res = min(native, cap)
+    why = f"median shorter side {median:g} px of {count} images"
+    if native > cap:
         budget = f" for a {minutes:g}-minute budget" if device.kind == "cpu" and minutes is not None else ""
         why += f", capped at {cap} on a {device.kind.upper()}{budget} (--set data.resolution=R to choose)"
     return res, why
+
+
+MIN_CPU_IMAGE_STEPS = 2000
+"""The steps a CPU image run is given before a larger resolution, UNet or batch: digits-cpu's
+2,200 steps draw digits, while the image-folder case at 163 steps of the larger UNet sampled
+colour noise where 936 steps of the small one drew smooth fields (benchmarks/README.md)."""
+
+CPU_IMAGE_LADDER: tuple[tuple[int, int], ...] = ((16, 32), (16, 64), (32, 64), (32, 128))
+"""(UNet model channels, batch) candidates for a CPU image run, cheapest first."""
+
+MIN_TIMED_BUDGET_S = 60.0
+"""Below this budget no candidate is timed: 2,000 steps in under a minute would need steps under
+30 ms, which no CPU UNet candidate takes, so the cheapest is taken as it is (and the timing's
+seconds would be a large share of so short a budget)."""
+
+StepTimer = Callable[[dict[str, Any], tuple[int, ...], float], float]
+"""Seconds of one training step of a config layer for items of a shape and a noise scale
+(:func:`flowmaps.step_timing.step_seconds`)."""
+
+
+@dataclass(frozen=True)
+class ImageRecipe:
+    """A measured CPU image choice: resolution, UNet channels, batch, and what was measured."""
+
+    resolution: int
+    channels: int
+    batch: int
+    step_seconds: float
+    why: str
+
+
+def choose_cpu_image_recipe(resolutions: list[int], budget_s: float,
+                            seconds: Callable[[int, int, int], float]) -> ImageRecipe:
+    """The largest resolution of ``resolutions`` (ascending) whose cheapest candidate still fits
+    :data:`MIN_CPU_IMAGE_STEPS` steps in ``budget_s``, then the largest UNet and batch of
+    :data:`CPU_IMAGE_LADDER` that does at that resolution; the cheapest of the smallest
+    resolution when nothing fits. ``seconds(resolution, channels, batch)`` times one step;
+    candidates are timed only as far as the choice needs."""
+    def fits(sec: float) -> bool:
+        return budget_s / sec >= MIN_CPU_IMAGE_STEPS
+
+    cheap = CPU_IMAGE_LADDER[0]
+    res, sec = resolutions[0], seconds(resolutions[0], *cheap)
+    for r in resolutions[1:]:
+        if not fits(sec):
+            break
+        s_r = seconds(r, *cheap)
+        if not fits(s_r):
+            break
+        res, sec = r, s_r
+    channels, batch = cheap
+    if fits(sec):
+        for c, b in CPU_IMAGE_LADDER[1:]:
+            s_cb = seconds(res, c, b)
+            if not fits(s_cb):
+                break
+            channels, batch, sec = c, b, s_cb
+    steps = int(budget_s / sec)
+    rule = (f"the largest that fits {MIN_CPU_IMAGE_STEPS:,} steps" if fits(sec)
+            else f"the cheapest: fewer than {MIN_CPU_IMAGE_STEPS:,} steps fit")
+    why = f"measured here: {sec * 1000:.0f} ms a step, about {steps:,} steps in the budget ({rule})"
+    return ImageRecipe(res, channels, batch, sec, why)
 
 
 def _points_dim(name: str, path: str | None) -> int:
@@ -183,12 +254,17 @@ def _unet_like_schedule(cpu: bool, clip_why: str) -> list[Choice]:
     ]
 
 
-def _unet(res: int, device: DeviceInfo) -> tuple[dict[str, Any], str]:
-    levels = {8: [1, 2], 16: [1, 2], 32: [1, 2, 2], 64: [1, 2, 2, 2], 128: [1, 2, 2, 2, 2], 256: [1, 1, 2, 2, 2, 2]}[res]
-    attn = [r for r in (16, 8, 4) if r <= res // 2][:1] if device.kind == "cpu" else [r for r in (16, 8) if r <= res // 2]
+def _unet(res: int, device: DeviceInfo, channels: int = 32) -> tuple[dict[str, Any], str]:
+    """The UNet for ``res`` x ``res`` images (a size not in :data:`RESOLUTIONS`, like MNIST's 28,
+    gets two levels); ``channels``: the CPU UNet's model channels (a GPU's are set by ``res``)."""
+    res_net = res if res in RESOLUTIONS else max([r for r in RESOLUTIONS if r <= res] or [8])
+    levels = {8: [1, 2], 16: [1, 2], 32: [1, 2, 2], 64: [1, 2, 2, 2], 128: [1, 2, 2, 2, 2], 256: [1, 1, 2, 2, 2, 2]}[res_net]
+    attn = [r for r in (16, 8, 4) if r <= res_net // 2][:1] if device.kind == "cpu" else [r for r in (16, 8) if r <= res_net // 2]
+    if res not in RESOLUTIONS:  # 28x28 (MNIST) halves to 14 and 7: two levels
+        levels, attn = [1, 2], [res // 2]
     if device.kind == "cpu":
-        net = {"kind": "edm2", "model_channels": 32, "channel_mult": levels, "num_blocks": 1, "attn_resolutions": attn,
-               "channels_per_head": 32, "dropout": 0.0, "learned_weight": True}
+        net = {"kind": "edm2", "model_channels": channels, "channel_mult": levels, "num_blocks": 1,
+               "attn_resolutions": attn, "channels_per_head": 32, "dropout": 0.0, "learned_weight": True}
         return net, f"a small EDM2 flow-map UNet for {res}x{res} that trains in minutes on a CPU"
     net = {"kind": "edm2", "model_channels": 64 if res <= 32 else 96, "channel_mult": levels, "num_blocks": 2,
            "attn_resolutions": attn, "channels_per_head": 64, "dropout": 0.0, "learned_weight": True}
@@ -196,8 +272,13 @@ def _unet(res: int, device: DeviceInfo) -> tuple[dict[str, Any], str]:
 
 
 def auto_config(data: str, minutes: float | None = None, device: str = "auto", processes: int = 1,
-                resolution: int | None = None) -> list[Choice]:
-    """The automatic choices for ``--data`` on this device and budget (see the module doc)."""
+                resolution: int | None = None, step_timer: StepTimer | None = None) -> list[Choice]:
+    """The automatic choices for ``--data`` on this device and budget (see the module doc).
+
+    ``step_timer`` (:func:`flowmaps.step_timing.step_seconds`): on a CPU, image data get the
+    resolution, UNet width and batch that :func:`choose_cpu_image_recipe` measures to fit the
+    budget, and the timing's seconds are taken off ``train.minutes``; None keeps the fixed rule
+    (:func:`cpu_resolution_cap`, 32 channels, batch 128 or 64)."""
     dev = DeviceInfo.detect(device, processes)
     name, path = detect_data(data)
     choices = [Choice("data.name", name, "detected from --data"), ]
@@ -240,29 +321,61 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
             Choice("eval.num_samples", 64000 if name == "checker" else 20000, "samples per evaluation"),
         ]
         return choices + common
-    if name == "folder":
-        if resolution is None:
-            resolution, why = detect_resolution(path, dev, minutes=budget)  # type: ignore[arg-type]
-        else:
-            why = "--set data.resolution"
-        choices.append(Choice("data.resolution", resolution, why))
-        res = resolution
-    else:
-        res = NAMED_SHAPES[name][1]
-    res_net = res if res in RESOLUTIONS else max([r for r in RESOLUTIONS if r <= res] or [8])
-    net, why = _unet(res_net, dev)
-    if res not in RESOLUTIONS:
-        # 28x28 (MNIST) halves to 14 and 7: two levels
-        net["channel_mult"] = [1, 2]
-        net["attn_resolutions"] = [res // 2]
     cpu = dev.kind == "cpu"
-    batch = (128 if res <= 16 else 64) if cpu else 128 * dev.processes
-    choices += [
-        Choice("net", net, why),
+    native = None
+    if name == "folder":
+        if resolution is not None:
+            res, res_why = resolution, "--set data.resolution"
+        elif cpu and step_timer is not None:
+            native, median, count = native_resolution(path)  # type: ignore[arg-type]
+            res, res_why = native, f"median shorter side {median:g} px of {count} images"
+        else:
+            res, res_why = detect_resolution(path, dev, minutes=budget)  # type: ignore[arg-type]
+    else:
+        res, res_why = NAMED_SHAPES[name][1], ""
+    image = _image_choices(res, dev, 32, (128 if res <= 16 else 64) if cpu else 128 * dev.processes)
+    if cpu and step_timer is not None:
+        channels_in = NAMED_SHAPES[name][0] if name in NAMED_SHAPES else 3
+        fixed = [*choices, *common]
+
+        def seconds(r: int, c: int, b: int) -> float:
+            return step_timer(as_layer(fixed + _image_choices(r, dev, c, b)), (channels_in, r, r), 0.5)
+
+        resolutions = [res] if native is None else [r for r in RESOLUTIONS if 16 <= r <= min(native, 64)] or [native]
+        if budget * 60.0 < MIN_TIMED_BUDGET_S:
+            channels, batch = CPU_IMAGE_LADDER[0]
+            res = resolutions[0]
+            image = _image_choices(res, dev, channels, batch, f"a budget under {MIN_TIMED_BUDGET_S:g} s fits fewer "
+                                   f"than {MIN_CPU_IMAGE_STEPS:,} steps of any candidate: the cheapest, untimed")
+            res_why += "; the smallest candidate for so short a budget" if native is not None else ""
+        else:
+            t0 = time.perf_counter()
+            pick = choose_cpu_image_recipe(resolutions, budget * 60.0, seconds)
+            spent = time.perf_counter() - t0
+            image = _image_choices(pick.resolution, dev, pick.channels, pick.batch, pick.why)
+            if native is not None:
+                res = pick.resolution
+                res_why += f"; {pick.resolution} measured to fit the budget (--set data.resolution=R to choose)"
+            choices = [c for c in choices if c.key != "train.minutes"]
+            choices.append(Choice("train.minutes", round(budget - spent / 60.0, 3),
+                                  f"the budget less the {spent:.1f} s spent timing candidate steps"))
+    if name == "folder":
+        choices.append(Choice("data.resolution", res, res_why))
+    return choices + image + common
+
+
+def _image_choices(res: int, dev: DeviceInfo, channels: int, batch: int, measured: str | None = None) -> list[Choice]:
+    """The network, loss and optimiser choices for ``res`` x ``res`` images (``channels``: the CPU
+    UNet's model channels; ``measured``: why, when the UNet and batch were chosen by timing)."""
+    net, why = _unet(res, dev, channels)
+    cpu = dev.kind == "cpu"
+    return [
+        Choice("net", net, f"{why}: {measured}" if measured else why),
         Choice("sigma", 0.5, "images scaled to [-1, 1]: the EDM2 data std"),
         Choice("loss.eta", 0.75, "the paper's split for images"),
         Choice("loss.weighting", "auto", "the learned loss weight w_{s,t} of the UNet's head (eq 19)"),
-        Choice("train.batch_size", batch, "fits the budget on a CPU" if cpu else "per GPU step"),
+        Choice("train.batch_size", batch, ("measured with the UNet" if measured else "fits the budget on a CPU")
+               if cpu else "per GPU step"),
         Choice("train.lr", 5e-3, "RAdam with clip 1 (EDM2-style UNet)"),
         Choice("train.betas", [0.9, 0.99], "beta2 0.99 (EDM2's): digits at N = 1 went from 55 to 44 with it and the curriculum"),
         *_unet_like_schedule(cpu, "the paper's clip for images"),
@@ -271,7 +384,6 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
                if cpu else "samples per N (FID on few samples is biased upward)"),
         Choice("eval.batch_size", 250, "sampling batch"),
     ]
-    return choices + common
 
 
 def _coupling(name: str) -> Choice:

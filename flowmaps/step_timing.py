@@ -1,8 +1,8 @@
 """Time a few training steps of a candidate configuration, for choices made by measurement.
 
 :func:`flowmaps.autoconfig.auto_config` uses it to pick a CPU image run's resolution, UNet width
-and batch from the budget: a step's cost differs by machine (the same step measured 2 to 4x
-apart on two of this project's CPUs), so the choice is made from this machine's own timing.
+and batch from the budget: a step's cost depends on the machine it runs on (and on a shared one,
+on the minute: benchmarks/README.md), so the choice is made from this machine's own timing.
 """
 from __future__ import annotations
 

@@ -26,19 +26,23 @@ TF_INPUT_RANGE = (-1.0, 0.9921875)
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2}) between two Gaussians (scipy's sqrtm)."""
-    import scipy.linalg
+    """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2}) between two Gaussians.
 
+    tr (S1 S2)^{1/2} is the sum of the square roots of the eigenvalues of the symmetric
+    R S2 R, R = S1^{1/2} (S1 S2 = R (R S2 R) R^{-1} on S1's range: the same eigenvalues), from
+    two symmetric eigendecompositions. It equals the trace of the reference implementation's
+    ``scipy.linalg.sqrtm(S1 @ S2)`` (tests), several times faster for 2,048-d Inception features
+    (benchmarks/README.md), and needs no regularisation when fewer samples than dimensions make
+    S1 S2 singular.
+    """
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
-    with warnings.catch_warnings():  # fewer samples than dimensions make S1 S2 singular; handled below
-        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
-        covmean = scipy.linalg.sqrtm(s1 @ s2)
-        if not np.isfinite(covmean).all():  # regularise, as the reference implementation does
-            eps = 1e-6 * np.eye(s1.shape[0])
-            covmean = scipy.linalg.sqrtm((s1 + eps) @ (s2 + eps))
-    covmean = np.real(covmean)
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    w, v = np.linalg.eigh(s1)
+    root = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    m = root @ s2 @ root
+    eig = np.linalg.eigvalsh((m + m.T) / 2)
+    trace_sqrt = float(np.sum(np.sqrt(np.clip(eig, 0.0, None))))
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt)
 
 
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -44,3 +44,16 @@ def test_frechet_distance_with_fewer_samples_than_dimensions():
     a, b = rng.standard_normal((20, 64)), rng.standard_normal((20, 64)) + 1.0
     fd = frechet_distance(*feature_stats(a), *feature_stats(b))  # singular covariances: no warning, finite
     assert np.isfinite(fd) and fd > 64 * 0.5
+
+
+@pytest.mark.parametrize("n, d", [(400, 32), (60, 128)])  # full rank, and singular (fewer samples than dimensions)
+def test_frechet_distance_matches_the_reference_sqrtm(n, d):
+    import scipy.linalg
+
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((n, d))
+    b = rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) * 0.3 + 0.2
+    (m1, s1), (m2, s2) = feature_stats(a), feature_stats(b)
+    covmean = np.real(scipy.linalg.sqrtm(s1 @ s2 + 1e-12 * np.eye(d)))  # the reference implementation's trace
+    reference = np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+    assert frechet_distance(m1, s1, m2, s2) == pytest.approx(reference, rel=1e-6)

@@ -333,14 +333,9 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
             res, res_why = detect_resolution(path, dev, minutes=budget)  # type: ignore[arg-type]
     else:
         res, res_why = NAMED_SHAPES[name][1], ""
-    image = _image_choices(res, dev, 32, (128 if res <= 16 else 64) if cpu else 128 * dev.processes)
-    if cpu and step_timer is not None:
-        channels_in = NAMED_SHAPES[name][0] if name in NAMED_SHAPES else 3
-        fixed = [*choices, *common]
-
-        def seconds(r: int, c: int, b: int) -> float:
-            return step_timer(as_layer(fixed + _image_choices(r, dev, c, b)), (channels_in, r, r), 0.5)
-
+    if not (cpu and step_timer is not None):
+        image = _image_choices(res, dev, 32, (128 if res <= 16 else 64) if cpu else 128 * dev.processes)
+    else:
         resolutions = [res] if native is None else [r for r in RESOLUTIONS if 16 <= r <= min(native, 64)] or [native]
         if budget * 60.0 < MIN_TIMED_BUDGET_S:
             channels, batch = CPU_IMAGE_LADDER[0]
@@ -349,6 +344,12 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
                                    f"than {MIN_CPU_IMAGE_STEPS:,} steps of any candidate: the cheapest, untimed")
             res_why += "; the smallest candidate for so short a budget" if native is not None else ""
         else:
+            channels_in = NAMED_SHAPES[name][0] if name in NAMED_SHAPES else 3
+            fixed = [*choices, *common]
+
+            def seconds(r: int, c: int, b: int) -> float:
+                return step_timer(as_layer(fixed + _image_choices(r, dev, c, b)), (channels_in, r, r), 0.5)
+
             t0 = time.perf_counter()
             pick = choose_cpu_image_recipe(resolutions, budget * 60.0, seconds)
             spent = time.perf_counter() - t0

@@ -125,15 +125,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         # a budget's image recipe is timed here unless the run has a step count or its own network or
         # batch, or runs in several processes (each would time its own and they could disagree)
         processes = int(os.environ.get("WORLD_SIZE", "1"))
-        timed = not ("steps" in train_over and args.minutes is None) and "net" not in overrides \
-            and "batch_size" not in train_over and processes == 1
+        by_steps = "steps" in train_over and args.minutes is None
+        timed = not by_steps and "net" not in overrides and "batch_size" not in train_over and processes == 1
         step_timer = None
         if timed:
             from .step_timing import step_seconds as step_timer
         choices = auto_config(args.data, args.minutes, device=str(train_over.get("device", "auto")),
                               processes=processes, resolution=overrides.get("data", {}).get("resolution"),
                               step_timer=step_timer)
-        if "steps" in train_over and args.minutes is None:
+        if by_steps:
             choices = [c for c in choices if c.key != "train.minutes"]
         layers.append(as_layer(choices))
     elif args.resume and not args.preset and not args.config:

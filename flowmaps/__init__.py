@@ -4,7 +4,8 @@ Implements Boffi, Albergo & Vanden-Eijnden, "How to build a consistency model: L
 maps via self-distillation" (arXiv 2505.18825). Time convention: t = 0 is noise, t = 1 is data.
 
 Using a trained map on real inputs: :mod:`flowmaps.edit` (restoration, editing, inpainting),
-:mod:`flowmaps.encode` (data <-> noise) and :mod:`flowmaps.anomaly` (anomaly scores).
+:mod:`flowmaps.encode` (data <-> noise) and :mod:`flowmaps.anomaly` (anomaly scores); auditing a
+trained run against held-out data: :mod:`flowmaps.audit`.
 """
 from .anomaly import ScoreSettings, anomaly_scores
 from .coupling import couple, minibatch_ot_coupling

@@ -80,6 +80,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="change an eval.* key, or data.path / data.cache / data.decoder, for this evaluation "
                         "(e.g. eval.fid_reference=stats.npz)")
 
+    a = sub.add_parser("audit", help="audit a run against held-out data: fidelity, coverage, memorisation, validity")
+    a.add_argument("--run", required=True)
+    a.add_argument("--steps", type=_int_list, default=[1, 4], help="comma-separated N (default 1,4)")
+    a.add_argument("--num", type=int, default=1000, help="generated items per N (at most 1,000)")
+    a.add_argument("--heldout", help="rows the run never saw (.csv or .npy, the data's scale); default: the run's "
+                                     "data.holdout split")
+    a.add_argument("--ema", help="as for sample")
+    a.add_argument("--seed", type=int, default=0)
+
     r = sub.add_parser("report", help="write a self-contained HTML report of a run")
     r.add_argument("--run", required=True)
     r.add_argument("--out", help="HTML file (default RUN/report.html)")
@@ -177,8 +186,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer.fit()
     if trainer.dist.is_main and trainer.budget is not None:
         b = trainer.budget
+        cap = ", capped by train.max_steps" if "capped_by_max_steps" in b else ""
         print(f"flowmaps: {b['minutes']:g}-minute budget -> {b['steps']} steps "
-              f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured; saved in config.yaml); "
+              f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured{cap}; saved in config.yaml); "
               f"probe and training took {b['seconds']:.0f} s, {100 * b['used']:.0f}% of the budget", file=sys.stderr)
     if trainer.dist.is_main and not args.no_eval:
         finish_run(trainer, out)
@@ -219,6 +229,9 @@ def finish_run(trainer: Any, out: Path) -> dict[str, Any]:
                                extra_provenance=_prov(cfg, trainer.step, name, trainer.dist.world_size))
     if selection is not None:
         result["ema_selection"] = selection.as_dict()
+    audit = _audit_after_training(trainer, fm, name, out)
+    if audit is not None:
+        result["audit"] = audit
     write_eval(result, out / "eval.json")
     metrics_file = out / "metrics.jsonl"
     if metrics_file.is_file():
@@ -231,6 +244,27 @@ def finish_run(trainer: Any, out: Path) -> dict[str, Any]:
     print(f"\nwrote {', '.join(str(p) for p in written if p.is_file())}")
     print(f"report: {report.resolve()}")
     return result
+
+
+def _audit_after_training(trainer: Any, fm: Any, ema: str, out: Path) -> dict[str, Any] | None:
+    """The audit of a finished run (:func:`flowmaps.audit.audited_after_training` says which):
+    written to audit.json (and the marginals of points), returned for eval.json."""
+    from .audit import MAX_AUDIT_ITEMS, audit_run, audited_after_training, plot_marginals, write_audit
+    from .run import Run
+
+    cfg, source = trainer.cfg, trainer.source
+    if not audited_after_training(cfg, source):
+        return None
+    run = Run(out, cfg, fm, trainer.sigma, tuple(source.shape), source.num_classes, trainer.step, ema,
+              getattr(source, "normalization", None), getattr(source, "columns", None))
+    steps = sorted({1, *([4] if 4 in cfg.eval.steps else [])})
+    audit = audit_run(run, steps, min(cfg.eval.num_samples, MAX_AUDIT_ITEMS), seed=cfg.eval.seed)
+    write_audit(audit, out / "audit.json")
+    if len(source.shape) == 1:
+        plot_marginals(run, 1, out / "audit-marginals.png", seed=cfg.eval.seed)
+    verdicts = ", ".join(f"{f.name.split(' (')[0]} {f.verdict}" for f in audit.figures["1"])
+    print(f"flowmaps: audit at N = 1 against {audit.counts['held-out']:,} held-out items: {verdicts} (audit.json)")
+    return audit.as_dict()
 
 
 def _prov(cfg: Any, step: int, ema: str, devices: int) -> dict[str, Any]:
@@ -259,14 +293,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from .evaluate import generate
-    from .inputs import InputError, save_array_png, save_npy, save_png_grid
+    from .inputs import InputError, save_array_png, save_csv, save_npy, save_png_grid
     from .run import load_run
 
     if args.steps < 1 or args.num < 1:
         raise CLIError("--steps and --num must be positive")
     out = Path(args.out)
-    if out.suffix not in (".npy", ".png"):
-        raise CLIError(f"--out {args.out!r}: use a .npy or .png file name")
+    if out.suffix not in (".npy", ".png", ".csv"):
+        raise CLIError(f"--out {args.out!r}: use a .npy, .png or (points) .csv file name")
     if not out.parent.exists():
         raise CLIError(f"--out {args.out!r}: folder {str(out.parent)!r} does not exist")
     run = load_run(args.run, ema=args.ema)
@@ -292,13 +326,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
         x = generate(run.fm, run.sigma * z, args.steps, args.solver, run.cfg.eval.batch_size, labels, args.guidance)
     except ValueError as e:
         raise CLIError(str(e)) from None
-    x = run.to_data(x)  # array data: back to the input's scale
+    x = run.to_data(x)  # array data and tables: back to the input's scale
     what = f"{args.solver}, N = {args.steps}, EMA {run.ema}"
     if classes:
         what += f", classes {','.join(map(str, classes))}, guidance {1.0 if args.guidance is None else args.guidance:g}"
     if out.suffix == ".npy":
         save_npy(x, out)
-    elif run.normalization is not None:
+    elif out.suffix == ".csv":
+        if len(run.shape) != 1:
+            raise CLIError(f"--out {args.out!r}: a .csv holds points [N, D]; this run's items have shape {list(run.shape)}, use .npy")
+        names = run.columns.names if run.columns is not None else [f"column {j}" for j in range(run.shape[0])]
+        save_csv(x, out, names, labels)
+    elif run.cfg.data.name == "array":
         rows = {f"class {c}": part for c, part in zip(classes, x.chunk(len(classes)))} if classes else None
         try:
             save_array_png(x, out, run.cfg, run.shape, rows=rows)
@@ -369,6 +408,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     write_eval(result, run.path / "eval.json")
     print(format_table(result))
     print(f"\nwrote {run.path / 'eval.json'}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import audit_run, plot_marginals, write_audit
+    from .run import load_run
+
+    if args.num < 2 or any(n < 1 for n in args.steps):
+        raise CLIError("--num must be at least 2 and every --steps positive")
+    run = load_run(args.run, ema=args.ema)
+    heldout = None
+    if args.heldout:
+        from .inputs import read_inputs
+
+        heldout = read_inputs(args.heldout, run.shape)[0]
+    audit = audit_run(run, args.steps, args.num, heldout, args.seed)
+    write_audit(audit, run.path / "audit.json")
+    written = [run.path / "audit.json"]
+    if len(run.shape) == 1:
+        plot_marginals(run, args.steps[0], run.path / "audit-marginals.png", args.num, args.seed)
+        written.append(run.path / "audit-marginals.png")
+    print(f"audit of {run.path} (EMA {run.ema}) in {audit.features}; " +
+          ", ".join(f"{v:,} {k}" for k, v in audit.counts.items()))
+    for note in audit.notes:
+        print(f"note: {note}")
+    print(audit.table())
+    print(f"\nwrote {', '.join(map(str, written))}")
     return 0
 
 
@@ -454,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     from .train.trainer import TrainingDiverged
 
     handlers = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info, "report": cmd_report,
-                "ema": cmd_ema, **HANDLERS}
+                "ema": cmd_ema, "audit": cmd_audit, **HANDLERS}
     try:
         code = handlers[args.command](args)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: see exit_now

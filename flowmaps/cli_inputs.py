@@ -130,13 +130,15 @@ def _load(args: argparse.Namespace, codes: bool = False) -> tuple[Any, Tensor, l
 
 def _write(x: Tensor, out: Path, run: Any, names: list[str], before: Tensor | None = None) -> None:
     """Results to .npy, a .png (inputs over results for images and points) or a folder of PNGs."""
-    from .inputs import save_array_png, save_image_folder, save_npy, save_png_grid
+    from .inputs import save_array_png, save_csv, save_image_folder, save_npy, save_png_grid
 
     x = run.to_data(x)
     before = None if before is None else run.to_data(before)
     if out.suffix == ".npy":
         save_npy(x, out)
-    elif out.suffix == ".png" and run.normalization is not None:
+    elif out.suffix == ".csv" and len(run.shape) == 1:
+        save_csv(x, out, run.columns.names if run.columns is not None else [f"column {j}" for j in range(run.shape[0])])
+    elif out.suffix == ".png" and run.cfg.data.name == "array":
         k = min(16, x.shape[0])
         save_array_png(x, out, run.cfg, run.shape, rows={"input": before[:k], "result": x[:k]} if before is not None else None)
     elif out.suffix == ".png" and len(run.shape) == 3:
@@ -179,7 +181,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from .sampling import apply_batched
 
     out = Path(args.out)
-    _check_out(out, (".npy", ".png"), folder=True)
+    _check_out(out, (".npy", ".png", ".csv"), folder=True)
     if args.noise_level is not None and (args.strength is not None or args.mask):
         raise InputError("--noise-level replaces --strength and --mask: give one of them")
     if args.mean and args.noise_level is None:
@@ -236,7 +238,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from .sampling import apply_batched
 
     out = Path(args.out)
-    _check_out(out, (".npy", ".png"), folder=True)
+    _check_out(out, (".npy", ".png", ".csv"), folder=True)
     run, z, names, labels = _load(args, codes=True)
     check_invertible(run.cfg.loss.full_square)
     if args.interpolate is not None:

@@ -41,7 +41,10 @@ class DataConfig:
     label: the unconditional model that guidance needs).
     ``holdout``: a fraction of a finite set (points, images) that training never sees, the same
     class-stratified items for every run (``flowmaps score``/``edit`` benchmarks use it);
-    ``classes``: train on these classes only (e.g. [3]: one-class anomaly detection)."""
+    ``classes``: train on these classes only (e.g. [3]: one-class anomaly detection).
+    ``columns``: how a point file's columns are scaled and written back
+    (:mod:`flowmaps.data.columns`): ``auto`` (each column standardised, its type detected:
+    real, positive, integer, category), ``none`` (the raw values) or ``name:type,...``."""
 
     name: str = "checker"
     path: Optional[str] = None
@@ -54,6 +57,7 @@ class DataConfig:
     holdout: float = 0.0
     classes: Optional[list[int]] = None
     decoder: Optional[str] = None
+    columns: str = "auto"
 
 
 @dataclass
@@ -133,12 +137,15 @@ class TrainConfig:
     continues with the learning rate halved (0: stop at once; see ``Trainer.recover``).
     init: a trained run folder to
     start from (App. F.2, :mod:`flowmaps.train.init`), with its weights ``init_ema`` (default:
-    the ones its evaluation chose). precision: fp32, bf16 or auto
+    the ones its evaluation chose). max_steps: with ``minutes``, the most steps the budget may plan
+    (a small table memorises with more: autoconfig sets it, see benchmarks/README.md), so the run
+    may end before its budget. precision: fp32, bf16 or auto
     (bf16 where the device has fast bfloat16 matmuls, see :func:`flowmaps.train.trainer.auto_precision`).
     """
 
     steps: int = 2000
     minutes: Optional[float] = None
+    max_steps: Optional[int] = None
     batch_size: int = 4096
     lr: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -324,6 +331,8 @@ def validate(cfg: Config) -> None:
     for key in positive:
         if get_key(cfg, key) < 1:
             raise ConfigError(f"{key}: must be at least 1, got {get_key(cfg, key)}")
+    if cfg.train.max_steps is not None and cfg.train.max_steps < 1:
+        raise ConfigError(f"train.max_steps: must be at least 1 (or null for no cap), got {cfg.train.max_steps}")
     if not cfg.train.lr > 0:
         raise ConfigError(f"train.lr: must be positive, got {cfg.train.lr}")
     if cfg.train.recover < 0:
@@ -356,6 +365,8 @@ def validate(cfg: Config) -> None:
                           f"or teacher.velocity to an exported b(x, t) file")
     if need == "map" and not cfg.teacher.run:
         raise ConfigError(f"method {cfg.method!r} distils a frozen flow map: set teacher.run to a trained run folder")
+    if cfg.data.columns not in ("auto", "none") and ":" not in cfg.data.columns:
+        raise ConfigError(f"data.columns: expected 'auto', 'none' or name:type pairs such as 'age:integer', got {cfg.data.columns!r}")
     if not 0 <= cfg.data.holdout < 1:
         raise ConfigError(f"data.holdout: a fraction in [0, 1), got {cfg.data.holdout}")
     if cfg.data.classes is not None and (not cfg.data.classes or min(cfg.data.classes) < 0):

@@ -65,6 +65,24 @@ def save_npy(x: Tensor | np.ndarray, out: Path) -> None:
     atomic_save(out, x.numpy() if isinstance(x, Tensor) else x)
 
 
+def save_csv(x: Tensor, out: Path, names: list[str], labels: Tensor | None = None) -> None:
+    """Rows x [B, D] as a CSV with a header (``names``, then ``label`` when ``labels`` [B] are
+    given), written atomically; whole numbers without a decimal point."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*names, "label"] if labels is not None else names)
+    rows = x.double().numpy()
+    for i, row in enumerate(rows):
+        cells = [f"{v:.0f}" if v == round(v) and abs(v) < 1e15 else f"{v:.7g}" for v in row.tolist()]
+        w.writerow([*cells, int(labels[i])] if labels is not None else cells)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, out)
+
+
 def save_png_grid(x: Tensor, out: Path, nrow: int) -> None:
     """Images [B, C, H, W] in [-1, 1] as one grid PNG, ``nrow`` per row, small images enlarged
     (nearest) to about 512 pixels."""

@@ -93,6 +93,37 @@ def _curves_png(records: list[dict[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
+VERDICT_STYLE = {"good": "color:#070", "weak": "color:#a60", "failing": "color:#b00;font-weight:bold"}
+
+
+def _audit_section(root: Path) -> list[str]:
+    """The audit (``audit.json``, :mod:`flowmaps.audit`): one row per N and figure, with its verdict."""
+    path = root / "audit.json"
+    if not path.is_file():
+        return ["<h2>Audit</h2><p>Not audited yet: <code>flowmaps audit --run DIR</code> measures fidelity, coverage, "
+                "memorisation and validity against held-out data.</p>"]
+    audit = json.loads(path.read_text())
+    counts = ", ".join(f"{v:,} {k}" for k, v in audit["counts"].items())
+    out = [f"<h2>Audit against held-out data</h2><p>In {html.escape(audit['features'])}; {counts}. "
+           "Each figure beside what real data score on the same test; the rule behind each verdict is in its row "
+           "(and in <code>flowmaps.audit</code>'s documentation).</p>"]
+    out += [f"<p class='warn'>{html.escape(n)}</p>" for n in audit.get("notes", [])]
+    rows = []
+    for n, figures in audit["figures"].items():
+        for f in figures:
+            ref = ", ".join(f"{k} {v:.3f}" for k, v in f["references"].items())
+            verdict = f"<span style='{VERDICT_STYLE.get(f['verdict'], '')}'>{html.escape(f['verdict'])}</span>"
+            rows.append([n, f["name"], f["value"], ref, verdict, f["rule"]])
+    head = "<tr>" + "".join(f"<th>{h}</th>" for h in ["N", "figure", "value", "reference", "verdict", "rule"]) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{c if i == 4 else html.escape(_fmt(c))}</td>" for i, c in enumerate(r)) + "</tr>"
+                   for r in rows)
+    out.append(f"<table>{head}{body}</table>")
+    marginals = root / "audit-marginals.png"
+    if marginals.is_file():
+        out.append("<h3>Each column: training rows against samples</h3>" + _img(marginals.read_bytes(), "marginals"))
+    return out
+
+
 def build_report(run_dir: str | Path) -> str:
     """The HTML text of the report of run ``run_dir``."""
     import yaml
@@ -180,6 +211,8 @@ def build_report(run_dir: str | Path) -> str:
         parts.append(f"<div>{_img(f.read_bytes(), f.stem)}</div>")
     if not sample_files:
         parts.append("<p>No samples yet (they are drawn by the evaluation).</p>")
+
+    parts += _audit_section(root)
 
     # training
     parts.append("<h2>Training</h2>")

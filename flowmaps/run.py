@@ -10,6 +10,7 @@ from torch import Tensor
 
 from .config import Config, build_config, check_eval_ema, load_yaml
 from .data.arrays import Normalization
+from .data.columns import TableTransform
 from .flow_map import FlowMap
 from .train.builders import build_flow_map
 from .train.checkpoint import latest_checkpoint, load_checkpoint
@@ -25,7 +26,8 @@ class RunError(FileNotFoundError):
 class Run:
     """A trained run: its folder, config, flow map (with the chosen weights), sigma, data shape,
     number of classes, training step and the name of the weights loaded (``raw``, ``0.999`` or
-    ``sigma_rel=0.05``)."""
+    ``sigma_rel=0.05``); array data's per-channel ``normalization`` or a table's per-column
+    transform ``columns``, undone on every output."""
 
     path: Path
     cfg: Config
@@ -36,13 +38,19 @@ class Run:
     step: int
     ema: str
     normalization: Normalization | None = None
+    columns: TableTransform | None = None
 
     def to_data(self, x: Tensor) -> Tensor:
-        """Model outputs [B, ...] -> the data's scale (array data are normalised per channel)."""
+        """Model outputs [B, ...] -> the data's scale (array data are normalised per channel, a
+        table's columns each by its own transform)."""
+        if self.columns is not None:
+            return self.columns.invert(x)
         return x if self.normalization is None else self.normalization.invert(x)
 
     def from_data(self, x: Tensor) -> Tensor:
         """Inputs [B, ...] in the data's scale -> the model's."""
+        if self.columns is not None:
+            return self.columns.apply(x)
         return x if self.normalization is None else self.normalization.apply(x)
 
 
@@ -101,4 +109,5 @@ def load_run(path: str | Path, ema: float | str | None = None, device: torch.dev
     fm.load_state_dict(weights_for(name, model, ema_flat, root))
     fm = fm.to(device).eval().requires_grad_(False)
     norm = Normalization.from_dict(meta["normalization"]) if "normalization" in meta else None
-    return Run(root, cfg, fm, float(meta["sigma"]), shape, int(meta["num_classes"]), int(state["step"]), name, norm)
+    columns = TableTransform.from_dict(meta["columns"]) if "columns" in meta else None
+    return Run(root, cfg, fm, float(meta["sigma"]), shape, int(meta["num_classes"]), int(state["step"]), name, norm, columns)

@@ -24,6 +24,20 @@ def test_point_cloud_gets_an_mlp(tmp_path):
     assert _values(auto_config("gmm", device="cpu"))["loss.coupling"] == "independent"
 
 
+def test_a_table_is_standardised_held_out_and_capped_in_steps(tmp_path):
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.normal(0, 5, 300), rng.lognormal(0, 1, 300), rng.integers(0, 2, 300)], 1)
+    np.savetxt(tmp_path / "t.csv", x, delimiter=",", header="a,b,c", comments="")
+    choices = auto_config(str(tmp_path / "t.csv"), minutes=2, device="cpu")
+    v, why = _values(choices), {c.key: c.why for c in choices}
+    assert v["data.columns"] == "auto" and "1 real, 1 positive, 1 log-transformed, 1 category" in why["data.columns"]
+    assert v["data.holdout"] == 0.2 and "60 of 300 rows held out" in why["data.holdout"]
+    assert v["train.max_steps"] == 240  # one step per training row
+    np.savetxt(tmp_path / "small.csv", x[:40], delimiter=",", header="a,b,c", comments="")
+    v = _values(auto_config(str(tmp_path / "small.csv"), minutes=2, device="cpu"))
+    assert v["data.holdout"] == 0.0 and v["train.max_steps"] == 150
+
+
 def test_named_sets_and_errors(tmp_path):
     assert detect_data("moons") == ("moons", None)
     assert _values(auto_config("checker", device="cpu"))["train.minutes"] == 5.0

@@ -72,3 +72,14 @@ def test_latents_with_a_decoder(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", "--run", str(none), "--steps", "1", "--out", str(tmp_path / "h.png")]) == 2
     assert "set data.decoder" in capsys.readouterr().err
+
+
+def test_an_array_run_with_held_out_items_ends_with_an_audit(sequences, tmp_path, capsys):
+    run = tmp_path / "held"
+    assert main(["train", "--data", str(sequences / "seq.npy"), "--out", str(run), *SHORT, "--set", "data.holdout=0.2"]) == 0
+    assert "audit at N = 1 against 60 held-out items" in capsys.readouterr().out
+    result = json.loads((run / "eval.json").read_text())
+    audit = json.loads((run / "audit.json").read_text())
+    assert result["audit"] == audit and "normalised per channel" in audit["features"]
+    assert audit["counts"]["held-out"] == 60 and "gaussian" in audit["figures"]["1"][0]["references"]
+    assert "Audit against held-out data" in (run / "report.html").read_text()

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .columns import TableTransform, detect_columns
 from .images import IMAGE_DATASETS, ImageData, load_images
-from .toy2d import LABELLED_TOY, TOY, load_points
+from .toy2d import LABELLED_TOY, TOY, load_table
 
 
 def stream_generator(seed: int, step: int, shard: int, stream: int = 0) -> torch.Generator:
@@ -71,6 +72,7 @@ class ArraySource(DataSource):
             self.points, self.images = None, data
             self.size, self.shape, self.num_classes = len(data), data.shape, data.num_classes
         self.full_images = self.images  # the whole labelled set (the project classifier trains on it)
+        self.columns: TableTransform | None = None  # a table's per-column transform (points held in the model's scale)
         self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
 
     @property
@@ -149,9 +151,11 @@ def _select(labels: np.ndarray, holdout: float, classes: list[int] | None, split
 
 def build_source(name: str, path: str | None = None, cache: str | None = None, resolution: int | None = None,
                  flip: bool = False, label_column: int | None = None, holdout: float = 0.0,
-                 classes: list[int] | None = None, split: str = "train") -> DataSource:
+                 classes: list[int] | None = None, split: str = "train", columns: str = "none") -> DataSource:
     """A :class:`DataSource` by data-set name (see :mod:`flowmaps.data`); ``label_column``: the
-    column of a point file that holds class labels.
+    column of a point file that holds class labels; ``columns``: a point file's per-column
+    handling (:mod:`flowmaps.data.columns`; ``none`` keeps the raw values), fitted to the
+    training rows for either split.
 
     Finite sets (points, images) can hold out a seeded, class-stratified fraction ``holdout`` that
     training never sees (``split="heldout"`` returns it), and train on some ``classes`` only.
@@ -168,16 +172,21 @@ def build_source(name: str, path: str | None = None, cache: str | None = None, r
     if name == "points":
         if not path:
             raise FileNotFoundError("data.name=points needs data.path: a .npy or .csv file of shape [N, D]")
-        points, labels = load_points(path, label_column)
+        points, labels, names = load_table(path, label_column)
         if classes is not None and labels is None:
             raise ValueError("data.classes needs labels: set data.label_column")
-        keep = _select(np.zeros(len(points), np.int64) if labels is None else labels.numpy(), holdout, classes, split)
-        if len(keep) == len(points):
-            return ArraySource(name, points, labels=labels)
+        lab = np.zeros(len(points), np.int64) if labels is None else labels.numpy()
+        table = None
+        if columns != "none":
+            table = detect_columns(points[torch.from_numpy(_select(lab, holdout, classes, "train"))].double().numpy(),
+                                   names, columns)
+            points = table.apply(points.double()).float()
+        keep = _select(lab, holdout, classes, split)
         i = torch.from_numpy(keep)
         src = ArraySource(name, points[i], labels=None if labels is None else labels[i])
         if labels is not None:
             src.num_classes = int(labels.max()) + 1
+        src.columns = table
         return src
     if name == "array":
         if not path:

@@ -113,31 +113,41 @@ def labelled_gmm(n: int, generator: torch.Generator | None = None) -> tuple[Tens
 
 def load_points(path: str | Path, label_column: int | None = None,
                 training: bool = True) -> tuple[Tensor, Tensor | None]:
+    """A user point cloud from .npy or .csv: (points [N, D], labels [N] or None); see :func:`load_table`."""
+    return load_table(path, label_column, training)[:2]
+
+
+def load_table(path: str | Path, label_column: int | None = None,
+               training: bool = True) -> tuple[Tensor, Tensor | None, list[str]]:
     """A user point cloud from .npy or .csv (comma-separated, optional header): (points [N, D],
-    labels [N] or None). ``label_column`` (e.g. -1 for the last) holds integer class labels
-    0..K-1; it is taken out of the points. ``training``: refuse a constant CSV column (not for inputs)."""
+    labels [N] or None, column names [D]: the CSV header's, else ``column 0``, ...).
+    ``label_column`` (e.g. -1 for the last) holds integer class labels 0..K-1; it is taken out of
+    the points. ``training``: refuse a constant CSV column (not for inputs)."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"data.path {str(p)!r} does not exist: give a .npy or .csv file of shape [N, D]")
+    names: list[str] | None = None
     if p.suffix == ".npy":
         arr = np.load(p)
     elif p.suffix == ".csv":
-        arr = read_csv_table(p, refuse_constant=training)[0]
+        arr, names = read_csv_table(p, refuse_constant=training)
     else:
         raise ValueError(f"data.path {str(p)!r}: expected a .npy or .csv file")
     if arr.ndim != 2 or arr.shape[0] < 2:
         raise ValueError(f"data.path {str(p)!r} holds shape {arr.shape}; expected [N, D] with N >= 2")
     if not np.isfinite(arr).all():
         raise ValueError(f"data.path {str(p)!r} contains NaN or Inf values")
+    names = names or [f"column {j}" for j in range(arr.shape[1])]
     if label_column is None:
-        return torch.as_tensor(arr, dtype=torch.float32), None
+        return torch.as_tensor(arr, dtype=torch.float32), None, names
     if not -arr.shape[1] <= label_column < arr.shape[1] or arr.shape[1] < 2:
         raise ValueError(f"data.label_column {label_column} is outside the {arr.shape[1]} columns of {str(p)!r}")
     labels = arr[:, label_column]
     if (labels != np.round(labels)).any() or labels.min() < 0:
         raise ValueError(f"data.label_column {label_column} of {str(p)!r} must hold integer class labels 0, 1, 2, ...")
-    points = np.delete(arr, label_column % arr.shape[1], axis=1)
-    return torch.as_tensor(points, dtype=torch.float32), torch.as_tensor(labels.astype(np.int64))
+    j = label_column % arr.shape[1]
+    points = np.delete(arr, j, axis=1)
+    return torch.as_tensor(points, dtype=torch.float32), torch.as_tensor(labels.astype(np.int64)), names[:j] + names[j + 1:]
 
 
 TOY: dict[str, Sampler2D] = {

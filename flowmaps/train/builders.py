@@ -16,7 +16,7 @@ def build_data(cfg: Config, split: str = "train") -> DataSource:
     """The run's training data (``split="train"``: data.classes of the set less data.holdout) or
     its held-out items (``"heldout"``: every class)."""
     d = cfg.data
-    return build_source(d.name, d.path, d.cache, d.resolution, d.flip, d.label_column, d.holdout, d.classes, split)
+    return build_source(d.name, d.path, d.cache, d.resolution, d.flip, d.label_column, d.holdout, d.classes, split, d.columns)
 
 
 def resolve_run_sigma(cfg: Config, source: DataSource) -> float:

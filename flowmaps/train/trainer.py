@@ -161,6 +161,8 @@ class Trainer:
                 "command": ["flowmaps" if Path(sys.argv[0]).name in ("flowmaps", "cli.py") else sys.argv[0], *sys.argv[1:]]}
         if getattr(self.source, "normalization", None) is not None:
             meta["normalization"] = self.source.normalization.as_dict()  # array data: undone on every output
+        if getattr(self.source, "columns", None) is not None:
+            meta["columns"] = self.source.columns.as_dict()  # a table's per-column transform: undone on every output
         if self.budget is not None:
             meta["budget"] = self.budget
         if self.init is not None:
@@ -323,10 +325,15 @@ class Trainer:
         spent = time.perf_counter() - t_start
         # 3% of the budget is kept for logging and checkpoints
         steps = max(int((0.97 * budget_s - spent) / step_s), 10)
+        cap = cfg.train.max_steps
+        capped = cap is not None and cap < steps
+        steps = cap if capped else steps  # type: ignore[assignment]
         cfg.train.steps = steps
         cfg.train.minutes = None
         self.budget = {"minutes": budget_s / 60.0, "probe_seconds": round(spent, 3), "probe_steps": probe_steps,
                        "measured_step_seconds": step_s, "steps": steps}
+        if capped:
+            self.budget["capped_by_max_steps"] = cap
         if self.dist.is_main:
             self._write_run_files()
         return steps

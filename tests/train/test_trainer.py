@@ -4,7 +4,7 @@ import time
 import pytest
 import torch
 
-from flowmaps.config import build_config, preset
+from flowmaps.config import ConfigError, build_config, preset
 from flowmaps.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from flowmaps.train.trainer import Trainer, TrainingDiverged, lr_at
 
@@ -201,6 +201,15 @@ def test_minutes_budget_fixes_the_step_count_and_reruns_exactly(tmp_path):
     for (k, a), b in zip(tr.fm.state_dict().items(), again.fm.state_dict().values()):
         assert torch.equal(a, b), k
     assert torch.equal(tr.ema.flat()["sigma_rel=0.05/net.body.0.weight"], again.ema.flat()["sigma_rel=0.05/net.body.0.weight"])
+
+
+def test_max_steps_caps_the_steps_a_budget_plans(tmp_path):
+    tr = Trainer(_cfg(minutes=0.2, max_steps=12), tmp_path / "capped")
+    tr.fit()
+    meta = json.loads((tmp_path / "capped" / "run.json").read_text())
+    assert tr.step == meta["budget"]["steps"] == meta["budget"]["capped_by_max_steps"] == 12
+    with pytest.raises(ConfigError, match="train.max_steps: must be at least 1"):
+        _cfg(max_steps=0)
 
 
 def test_stale_temporaries_are_cleared_on_start_and_resume(tmp_path):

@@ -429,6 +429,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if len(run.shape) == 1:
         plot_marginals(run, args.steps[0], run.path / "audit-marginals.png", args.num, args.seed)
         written.append(run.path / "audit-marginals.png")
+    if (run.path / "eval.json").is_file():  # the same section in eval.json and the report
+        from .evaluate import write_eval
+        from .report import write_report
+
+        result = json.loads((run.path / "eval.json").read_text())
+        result["audit"] = audit.as_dict()
+        write_eval(result, run.path / "eval.json")
+        written += [run.path / "eval.json", write_report(run.path)]
     print(f"audit of {run.path} (EMA {run.ema}) in {audit.features}; " +
           ", ".join(f"{v:,} {k}" for k, v in audit.counts.items()))
     for note in audit.notes:

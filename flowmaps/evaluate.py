@@ -347,4 +347,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def write_eval(result: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(result, indent=2))
+    """eval.json, written atomically (a reader never sees half a file)."""
+    from .train.checkpoint import write_text_atomic
+
+    write_text_atomic(Path(path), json.dumps(result, indent=2))

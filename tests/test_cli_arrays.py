@@ -83,3 +83,6 @@ def test_an_array_run_with_held_out_items_ends_with_an_audit(sequences, tmp_path
     assert result["audit"] == audit and "normalised per channel" in audit["features"]
     assert audit["counts"]["held-out"] == 60 and "gaussian" in audit["figures"]["1"][0]["references"]
     assert "Audit against held-out data" in (run / "report.html").read_text()
+    assert main(["audit", "--run", str(run), "--steps", "2", "--num", "50"]) == 0  # eval.json and the report follow
+    assert list(json.loads((run / "eval.json").read_text())["audit"]["figures"]) == ["2"]
+    assert "report.html" in capsys.readouterr().out

@@ -267,6 +267,9 @@ def audit_data(run: Any, fmap: FeatureMap, heldout: Tensor | None, seed: int = 0
             if not cfg.data.holdout:
                 raise ValueError("this run holds nothing out, so nothing can be audited against new data: give "
                                  "--heldout FILE (rows it never saw) or train with --set data.holdout=0.2")
+            if cfg.data.classes is not None:
+                raise ValueError(f"this run trained on classes {cfg.data.classes} and its held-out split holds every "
+                                 f"class: give --heldout FILE with held-out items of those classes")
             held_src = build_data(cfg, "heldout")
             held_x = fmap.data(_cap(held_src.reference(held_src.size, seed), seed))
     train_x = fmap.data(train_m)
@@ -371,12 +374,12 @@ def plot_marginals(run: Any, steps: int, out: Path, num: int = MAX_AUDIT_ITEMS, 
 
 def audited_after_training(cfg: Any, source: Any) -> bool:
     """Whether training ends with an audit: points and arrays (cheap) and labelled image sets (the
-    project classifier's features), when there are held-out data (``data.holdout``) or the data are
-    drawn afresh; other images (Inception on a CPU: minutes) only by ``flowmaps audit``."""
+    project classifier's features), when there are held-out data (``data.holdout``, not a run on
+    some ``data.classes``: its held-out split holds every class) or the data are drawn afresh; other images (Inception on a CPU: minutes) only by ``flowmaps audit``."""
     from .data.source import SamplerSource
 
     fresh = isinstance(source, SamplerSource)
-    if not (fresh or cfg.data.holdout > 0):
+    if not (fresh or cfg.data.holdout > 0) or cfg.data.classes is not None:
         return False
     return len(source.shape) == 1 or cfg.data.name == "array" or bool(getattr(source, "num_classes", 0))
 

@@ -120,3 +120,15 @@ def test_an_image_folder_run_is_audited_in_image_features(tmp_path, capsys, monk
     assert [f["name"] for f in audit["figures"]["1"]][0] == "fidelity (two-sample AUC)"
     assert "gaussian" not in audit["figures"]["1"][0]["references"]  # no baselines for images
     assert not (run / "audit-marginals.png").exists()
+
+
+def test_a_run_on_some_classes_asks_for_held_out_items_of_those_classes(tmp_path, capsys):
+    data = _mixed_csv(tmp_path / "t.csv")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--set", "train.steps=5", "--set", "train.batch_size=64",
+                 "--set", "net.width=16", "--set", "data.label_column=3", "--set", "data.classes=[1]",
+                 "--set", "eval.steps=[1]", "--set", "train.progress=false"]) == 0
+    assert not (run / "audit.json").exists()  # not audited after training: its held-out split holds every class
+    capsys.readouterr()
+    assert main(["audit", "--run", str(run)]) == 2
+    assert "trained on classes [1]" in capsys.readouterr().err

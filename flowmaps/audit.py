@@ -203,7 +203,8 @@ def _cap(x: Tensor, seed: int) -> Tensor:
 
 
 class FeatureMap:
-    """Model-scale items [B, ...] -> (features [B, d], items in the data's scale [B, ...])."""
+    """How a run's items [B, ...] go from the model's scale to the data's (:meth:`data`) and from
+    the data's scale to the audit's features [B, d] (:meth:`features`)."""
 
     def __init__(self, run: Any, source: Any) -> None:
         self.run, self.source = run, source
@@ -246,14 +247,13 @@ class FeatureMap:
         return model(x_data.float())
 
 
-def audit_data(run: Any, fmap: FeatureMap, heldout: Tensor | None, seed: int = 0) -> AuditData:
-    """The training and held-out sets of ``run`` (``heldout``: rows in the data's scale from a file,
-    replacing the run's own held-out split)."""
+def audit_data(run: Any, fmap: FeatureMap, train_src: Any, heldout: Tensor | None, seed: int = 0) -> AuditData:
+    """The training (``train_src``, the run's training data) and held-out sets of ``run``
+    (``heldout``: rows in the data's scale from a file, replacing the run's own held-out split)."""
     from .data.source import SamplerSource
     from .train.builders import build_data
 
     cfg = run.cfg
-    train_src = build_data(cfg, "train")
     finite = not isinstance(train_src, SamplerSource)
     if not finite:
         train_m = train_src.reference(MAX_AUDIT_ITEMS, seed + 101)
@@ -300,7 +300,7 @@ def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: T
 
     source = build_data(run.cfg, "train")
     fmap = FeatureMap(run, source)
-    data = audit_data(run, fmap, heldout, seed)
+    data = audit_data(run, fmap, source, heldout, seed)
     num = min(num, MAX_AUDIT_ITEMS)
     audit = Audit(data.features, {"generated": num, "held-out": len(data.held_f), "training": len(data.train_f)})
     if not data.finite_training:

@@ -292,9 +292,11 @@ def baseline_samples(train: np.ndarray, n: int, seed: int) -> dict[str, np.ndarr
 
 
 def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: Tensor | None = None,
-              seed: int = 0, batch_size: int = 1000) -> Audit:
+              seed: int = 0, batch_size: int = 1000, marginals: Path | None = None) -> Audit:
     """The audit of ``run`` (:class:`flowmaps.run.Run`) at each step count in ``steps`` with
-    ``num`` generated items; ``heldout``: rows in the data's scale that replace its own split."""
+    ``num`` generated items; ``heldout``: rows in the data's scale that replace its own split;
+    ``marginals``: for points, a PNG of each column's histogram at the first step count
+    (:func:`plot_marginals`)."""
     from .evaluate import eval_labels, generate
     from .train.builders import build_data
 
@@ -319,6 +321,8 @@ def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: T
     labels = eval_labels(run.fm, num)
     for n in steps:
         x_data = fmap.data(generate(run.fm, noise, n, "map", batch_size, labels))
+        if marginals is not None and data.per_column and n == steps[0]:
+            plot_marginals(data.train_x, x_data, run.column_names, n, marginals)
         gen_f = fmap.features(x_data)
         finite = np.isfinite(gen_f).all(1)
         fig_valid = validity(x_data, data.held_x, data.train_x, data.per_column, clipped_on_save=fmap.kind == "image")
@@ -334,22 +338,15 @@ def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: T
     return audit
 
 
-def plot_marginals(run: Any, steps: int, out: Path, num: int = MAX_AUDIT_ITEMS, seed: int = 0,
-                   heldout: Tensor | None = None) -> None:
-    """Small multiples: each column's histogram, training rows against samples at ``steps``."""
+def plot_marginals(train: Tensor, gen: Tensor, names: list[str], steps: int, out: Path) -> None:
+    """Small multiples of rows [n, D] in the data's scale: each column's histogram, training rows
+    ``train`` against samples ``gen`` drawn with ``steps`` steps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .evaluate import eval_labels, generate
-    from .train.builders import build_data
-
-    source = build_data(run.cfg, "train")
-    train = run.to_data(source.reference(min(getattr(source, "size", num), num), seed)).numpy()
-    noise = run.sigma * torch.randn(num, *run.shape, generator=torch.Generator().manual_seed(seed + 1))
-    gen = run.to_data(generate(run.fm, noise, steps, "map", 1000, eval_labels(run.fm, num))).numpy()
-    names = run.columns.names if run.columns is not None else [f"column {j}" for j in range(train.shape[1])]
+    train, gen = train.numpy(), gen.numpy()
     d = min(len(names), 36)
     cols = min(6, d)
     rows = (d + cols - 1) // cols
@@ -375,7 +372,8 @@ def plot_marginals(run: Any, steps: int, out: Path, num: int = MAX_AUDIT_ITEMS, 
 def audited_after_training(cfg: Any, source: Any) -> bool:
     """Whether training ends with an audit: points and arrays (cheap) and labelled image sets (the
     project classifier's features), when there are held-out data (``data.holdout``, not a run on
-    some ``data.classes``: its held-out split holds every class) or the data are drawn afresh; other images (Inception on a CPU: minutes) only by ``flowmaps audit``."""
+    some ``data.classes``: its held-out split holds every class) or the data are drawn afresh;
+    other images (Inception on a CPU: minutes) only by ``flowmaps audit``."""
     from .data.source import SamplerSource
 
     fresh = isinstance(source, SamplerSource)

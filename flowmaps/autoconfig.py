@@ -186,14 +186,6 @@ def choose_cpu_image_recipe(resolutions: list[int], budget_s: float,
     return ImageRecipe(res, channels, batch, sec, why)
 
 
-def _points_dim(name: str, path: str | None) -> int:
-    if name in TOY:
-        return 2
-    from .data.toy2d import load_points
-
-    return int(load_points(path)[0].shape[1])  # type: ignore[arg-type]
-
-
 TABLE_HOLDOUT = 0.2
 """The share of a point file's rows held out for the audit (files of at least MIN_ROWS_FOR_HOLDOUT rows)."""
 MIN_ROWS_FOR_HOLDOUT = 50
@@ -202,8 +194,9 @@ MIN_TABLE_STEPS = 150
 drew nearer to training rows than new rows are (96, 320 and 400 rows measured, benchmarks/README.md)."""
 
 
-def _table_choices(path: str) -> list[Choice]:
-    """A point file: each column standardised with its detected type, and a held-out share."""
+def _table_choices(path: str) -> tuple[list[Choice], int]:
+    """A point file: each column standardised with its detected type, a held-out share, the step
+    cap and the evaluation's samples; and its number of columns."""
     from .data.columns import detect_columns
     from .data.toy2d import load_table
 
@@ -221,7 +214,7 @@ def _table_choices(path: str) -> list[Choice]:
         Choice("train.max_steps", cap, f"at most one step per training row (at least {MIN_TABLE_STEPS}): "
                                        "more steps memorised the rows of small tables"),
         Choice("eval.num_samples", samples, "scored against the table's own rows: ten samples per row (2,000 to 20,000)"),
-    ]
+    ], len(names)
 
 
 def dit_patch(shape: tuple[int, ...], max_tokens: int) -> int:
@@ -329,11 +322,11 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
         return choices + _array_choices(_array_item_shape(Path(path)) or (), dev) + common  # type: ignore[arg-type]
     image = name in IMAGE_DATASETS
     if not image:
-        dim = _points_dim(name, path)
+        table, dim = _table_choices(path) if name == "points" else ([], 2)  # type: ignore[arg-type]
         width = 256 if dim <= 8 else min(1024, 256 * (1 + dim // 16))
         batch = 2048 if dev.kind == "cpu" else 8192
         choices += [
-            *(_table_choices(path) if name == "points" else []),  # type: ignore[arg-type]
+            *table,
             Choice("net.kind", "mlp", f"{dim}-dimensional points"),
             Choice("net.width", width, "256 fits 2-D sets in minutes; wider for more dimensions"),
             Choice("net.depth", 4, "the paper's checkerboard depth"),

@@ -249,7 +249,7 @@ def finish_run(trainer: Any, out: Path) -> dict[str, Any]:
 def _audit_after_training(trainer: Any, fm: Any, ema: str, out: Path) -> dict[str, Any] | None:
     """The audit of a finished run (:func:`flowmaps.audit.audited_after_training` says which):
     written to audit.json (and the marginals of points), returned for eval.json."""
-    from .audit import MAX_AUDIT_ITEMS, audit_run, audited_after_training, plot_marginals, write_audit
+    from .audit import MAX_AUDIT_ITEMS, audit_run, audited_after_training, write_audit
     from .run import Run
 
     cfg, source = trainer.cfg, trainer.source
@@ -258,10 +258,9 @@ def _audit_after_training(trainer: Any, fm: Any, ema: str, out: Path) -> dict[st
     run = Run(out, cfg, fm, trainer.sigma, tuple(source.shape), source.num_classes, trainer.step, ema,
               getattr(source, "normalization", None), getattr(source, "columns", None))
     steps = sorted({1, *([4] if 4 in cfg.eval.steps else [])})
-    audit = audit_run(run, steps, min(cfg.eval.num_samples, MAX_AUDIT_ITEMS), seed=cfg.eval.seed)
+    audit = audit_run(run, steps, min(cfg.eval.num_samples, MAX_AUDIT_ITEMS), seed=cfg.eval.seed,
+                      marginals=out / "audit-marginals.png" if len(source.shape) == 1 else None)
     write_audit(audit, out / "audit.json")
-    if len(source.shape) == 1:
-        plot_marginals(run, 1, out / "audit-marginals.png", seed=cfg.eval.seed)
     verdicts = ", ".join(f"{f.name.split(' (')[0]} {f.verdict}" for f in audit.figures["1"])
     print(f"flowmaps: audit at N = 1 against {audit.counts['held-out']:,} held-out items: {verdicts} (audit.json)")
     return audit.as_dict()
@@ -335,8 +334,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     elif out.suffix == ".csv":
         if len(run.shape) != 1:
             raise CLIError(f"--out {args.out!r}: a .csv holds points [N, D]; this run's items have shape {list(run.shape)}, use .npy")
-        names = run.columns.names if run.columns is not None else [f"column {j}" for j in range(run.shape[0])]
-        save_csv(x, out, names, labels)
+        save_csv(x, out, run.column_names, labels)
     elif run.cfg.data.name == "array":
         rows = {f"class {c}": part for c, part in zip(classes, x.chunk(len(classes)))} if classes else None
         try:
@@ -412,7 +410,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .audit import audit_run, plot_marginals, write_audit
+    from .audit import audit_run, write_audit
     from .run import load_run
 
     if args.num < 2 or any(n < 1 for n in args.steps):
@@ -423,12 +421,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         from .inputs import read_inputs
 
         heldout = read_inputs(args.heldout, run.shape)[0]
-    audit = audit_run(run, args.steps, args.num, heldout, args.seed)
+    marginals = run.path / "audit-marginals.png" if len(run.shape) == 1 else None
+    audit = audit_run(run, args.steps, args.num, heldout, args.seed, marginals=marginals)
     write_audit(audit, run.path / "audit.json")
-    written = [run.path / "audit.json"]
-    if len(run.shape) == 1:
-        plot_marginals(run, args.steps[0], run.path / "audit-marginals.png", args.num, args.seed)
-        written.append(run.path / "audit-marginals.png")
+    written = [run.path / "audit.json", *([marginals] if marginals else [])]
     if (run.path / "eval.json").is_file():  # the same section in eval.json and the report
         from .evaluate import write_eval
         from .report import write_report

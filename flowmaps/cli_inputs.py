@@ -137,7 +137,7 @@ def _write(x: Tensor, out: Path, run: Any, names: list[str], before: Tensor | No
     if out.suffix == ".npy":
         save_npy(x, out)
     elif out.suffix == ".csv" and len(run.shape) == 1:
-        save_csv(x, out, run.columns.names if run.columns is not None else [f"column {j}" for j in range(run.shape[0])])
+        save_csv(x, out, run.column_names)
     elif out.suffix == ".png" and run.cfg.data.name == "array":
         k = min(16, x.shape[0])
         save_array_png(x, out, run.cfg, run.shape, rows={"input": before[:k], "result": x[:k]} if before is not None else None)

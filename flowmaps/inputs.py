@@ -71,6 +71,8 @@ def save_csv(x: Tensor, out: Path, names: list[str], labels: Tensor | None = Non
     import csv
     import io
 
+    from .train.checkpoint import write_text_atomic
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([*names, "label"] if labels is not None else names)
@@ -78,9 +80,7 @@ def save_csv(x: Tensor, out: Path, names: list[str], labels: Tensor | None = Non
     for i, row in enumerate(rows):
         cells = [f"{v:.0f}" if v == round(v) and abs(v) < 1e15 else f"{v:.7g}" for v in row.tolist()]
         w.writerow([*cells, int(labels[i])] if labels is not None else cells)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, out)
+    write_text_atomic(out, buf.getvalue())
 
 
 def save_png_grid(x: Tensor, out: Path, nrow: int) -> None:

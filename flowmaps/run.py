@@ -40,6 +40,11 @@ class Run:
     normalization: Normalization | None = None
     columns: TableTransform | None = None
 
+    @property
+    def column_names(self) -> list[str]:
+        """The names of a point run's columns [D]: a table's header, else ``column 0``, ..."""
+        return self.columns.names if self.columns is not None else [f"column {j}" for j in range(self.shape[0])]
+
     def to_data(self, x: Tensor) -> Tensor:
         """Model outputs [B, ...] -> the data's scale (array data are normalised per channel, a
         table's columns each by its own transform)."""

@@ -176,12 +176,12 @@ def build_source(name: str, path: str | None = None, cache: str | None = None, r
         if classes is not None and labels is None:
             raise ValueError("data.classes needs labels: set data.label_column")
         lab = np.zeros(len(points), np.int64) if labels is None else labels.numpy()
+        train = _select(lab, holdout, classes, "train")
         table = None
-        if columns != "none":
-            table = detect_columns(points[torch.from_numpy(_select(lab, holdout, classes, "train"))].double().numpy(),
-                                   names, columns)
+        if columns != "none":  # fitted to the training rows, for either split
+            table = detect_columns(points[torch.from_numpy(train)].double().numpy(), names, columns)
             points = table.apply(points.double()).float()
-        keep = _select(lab, holdout, classes, split)
+        keep = train if split == "train" else _select(lab, holdout, classes, split)
         i = torch.from_numpy(keep)
         src = ArraySource(name, points[i], labels=None if labels is None else labels[i])
         if labels is not None:

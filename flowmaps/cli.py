@@ -187,8 +187,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.dist.is_main and trainer.budget is not None:
         b = trainer.budget
         cap = ", capped by train.max_steps" if "capped_by_max_steps" in b else ""
+        moved = (f", re-planned {len(b['replans'])} time(s) from {b['planned_steps']} as the speed moved"
+                 if b.get("replans") else "")
         print(f"flowmaps: {b['minutes']:g}-minute budget -> {b['steps']} steps "
-              f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured{cap}; saved in config.yaml); "
+              f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured{cap}{moved}; saved in config.yaml); "
               f"probe and training took {b['seconds']:.0f} s, {100 * b['used']:.0f}% of the budget", file=sys.stderr)
     if trainer.dist.is_main and not args.no_eval:
         finish_run(trainer, out)

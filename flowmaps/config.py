@@ -124,7 +124,10 @@ class TrainConfig:
     weight averages (:mod:`flowmaps.train.ema`).
 
     steps: the run's length, or ``minutes``: a wall-clock budget for training, turned into a step
-    count from the measured step time before step 0 (the count is saved, so reruns are exact).
+    count from the measured step time before step 0 and moved while the run trains so that it
+    ends on time (:mod:`flowmaps.train.budget`). step_plan: written by a budgeted run, never by
+    hand: ``[until_step, steps]`` for each length it ran with before its last re-plan; with the
+    final ``steps`` saved beside it, reruns and resumes are exact.
     schedule: ``wsd`` (warm-up, constant, linear decay to zero over the last ``decay`` fraction),
     ``cosine``, ``constant`` or ``inverse_sqrt`` (EDM2: lr / sqrt(max(k / lr_decay_steps, 1)), the
     paper's). betas: RAdam's (beta1, beta2); a short run learns faster with beta2 0.99 (see
@@ -146,6 +149,7 @@ class TrainConfig:
     steps: int = 2000
     minutes: Optional[float] = None
     max_steps: Optional[int] = None
+    step_plan: list[list[int]] = field(default_factory=list)
     batch_size: int = 4096
     lr: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -350,6 +354,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"train.ema_sigma_rel: {e}") from None
     if cfg.train.minutes is not None and not cfg.train.minutes > 0:
         raise ConfigError(f"train.minutes: must be positive (or null to train for train.steps), got {cfg.train.minutes}")
+    _check_step_plan(cfg)
     try:
         LRSchedule(cfg.train.schedule, cfg.train.lr, cfg.train.steps, cfg.train.warmup, cfg.train.decay)
     except ValueError as e:
@@ -424,6 +429,22 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     for k, v in extra.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def _check_step_plan(cfg: Config) -> None:
+    """``train.step_plan`` is a budgeted run's record: increasing steps with a length each."""
+    plan = cfg.train.step_plan
+    if not plan:
+        return
+    if cfg.train.minutes is not None:
+        raise ConfigError("train.step_plan records the re-plans of an earlier budgeted run; it cannot be combined with "
+                          "train.minutes (set train.step_plan=[] to plan afresh)")
+    untils = [entry[0] if len(entry) == 2 else -1 for entry in plan]
+    if any(len(e) != 2 or e[0] < 1 or e[1] < 1 for e in plan) or untils != sorted(set(untils)) \
+            or untils[-1] >= cfg.train.steps:
+        raise ConfigError(f"train.step_plan: expected [[until_step, steps], ...] with increasing until_step below "
+                          f"train.steps={cfg.train.steps}, got {plan} (it is written by a budgeted run; set it to [] "
+                          "to drop it)")
 
 
 def build_config(*layers: dict[str, Any]) -> Config:

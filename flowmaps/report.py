@@ -155,7 +155,9 @@ def build_report(run_dir: str | Path) -> str:
     if "budget" in meta:
         b = meta["budget"]
         summary.append(["budget", f"{b['minutes']:g} min -> {b['steps']:,} steps "
-                                  f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured before training)"
+                                  f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured before training"
+                                  + (f"; re-planned {len(b['replans'])} time(s) from {b['planned_steps']:,} steps as the "
+                                     "speed moved" if b.get("replans") else "") + ")"
                                   + (f"; {100 * b['used']:.0f}% of the budget used" if "used" in b else "")])
     parts.append("<h2>Summary</h2>" + _table(None, summary))
 

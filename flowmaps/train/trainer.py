@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -31,11 +31,20 @@ from ..losses.curriculum import FULL, CurriculumStage
 from ..losses.objective import Objective, Teacher
 from ..nets.mp import force_normalize
 from . import distributed as D
+from .budget import (
+    BUDGET_TARGET,
+    REPLAN_MIN_CHANGE,
+    REPLANS_PER_RUN,
+    Replanner,
+    nearest_unchanged_length,
+    planned_snapshot_steps,
+    total_at,
+)
 from .builders import build_data, build_flow_map, count_parameters, resolve_run_sigma
 from .checkpoint import clear_stale_temporaries, latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from .ema import EMA
 from .schedule import LRSchedule
-from .snapshots import snapshot_steps, write_snapshot
+from .snapshots import write_snapshot
 
 
 class TrainingDiverged(RuntimeError):
@@ -85,15 +94,21 @@ def is_spike(grad_norm: float, history: list[float], factor: float, min_history:
     return grad_norm > factor * statistics.median(history)
 
 
-def schedule_of(cfg: Config) -> LRSchedule:
-    """The learning-rate schedule of ``cfg.train`` over ``cfg.train.steps`` steps."""
+def schedule_of(cfg: Config, total: int | None = None) -> LRSchedule:
+    """The learning-rate schedule of ``cfg.train`` over ``total`` steps (default ``train.steps``)."""
     t = cfg.train
-    return LRSchedule(t.schedule, t.lr, t.steps, t.warmup, t.decay, t.lr_decay_steps)
+    return LRSchedule(t.schedule, t.lr, t.steps if total is None else total, t.warmup, t.decay, t.lr_decay_steps)
+
+
+def run_length_at(step: int, cfg: Config) -> int:
+    """The run length in force at 0-based ``step``: ``train.steps``, or an earlier length for the
+    steps a budgeted run took before it re-planned (``train.step_plan``, :mod:`flowmaps.train.budget`)."""
+    return total_at(step, cfg.train.steps, cfg.train.step_plan)
 
 
 def lr_at(step: int, cfg: Config) -> float:
     """The learning rate of step ``step`` (0-based) under ``cfg``'s schedule."""
-    return schedule_of(cfg)(step)
+    return schedule_of(cfg, run_length_at(step, cfg))(step)
 
 
 class Trainer:
@@ -140,6 +155,7 @@ class Trainer:
         self._start: dict[str, Any] | None = None  # the step-0 state, for a recovery before the first checkpoint
         self.recoveries: list[dict[str, Any]] = []
         self.budget: dict[str, Any] | None = None
+        self.clock: Callable[[], float] = time.perf_counter  # the wall clock a budget is kept by
         self.init: dict[str, Any] | None = None
         if cfg.train.init and not resume:  # before the EMAs copy the weights
             from .init import init_from_run
@@ -188,10 +204,31 @@ class Trainer:
                               f"classes (data.conditional=true); {where!r} has {teacher.num_classes}")
         return teacher
 
-    def _restore(self, path: Path) -> None:
-        model, ema, state = load_checkpoint(path)
-        self.fm.load_state_dict(model)
-        self.ema.load_flat(ema, state.get("ema_count", state["step"]))
+    # -- the training state: one list, for checkpoints, resume, the budget probe and restarts -----
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the next step depends on: ``model`` and ``ema`` (flat tensor dicts), and the
+        optimizer, step, spike-guard, recovery and random-generator state. Live references:
+        :meth:`snapshot` copies it."""
+        return {
+            "model": self.fm.state_dict(),
+            "ema": self.ema.flat(),
+            "ema_count": self.ema.count,
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "bad_steps": self.bad_steps,
+            "grad_history": list(self.grad_history),
+            "lr_scale": self.lr_scale,
+            "recoveries": list(self.recoveries),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "sigma": self.sigma,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put back a :meth:`state_dict` (or a checkpoint's, whose older files may lack the
+        guard and recovery entries)."""
+        self.fm.load_state_dict(state["model"])
+        self.ema.load_flat(state["ema"], state.get("ema_count", state["step"]))
         self.opt.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.bad_steps = int(state.get("bad_steps", 0))
@@ -202,23 +239,29 @@ class Trainer:
         if self.device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of :meth:`state_dict` on the CPU, to go back to later."""
+        def copy_of(v: Any) -> Any:
+            if isinstance(v, Tensor):
+                return v.detach().to("cpu", copy=True)
+            if isinstance(v, dict):
+                return {k: copy_of(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return type(v)(copy_of(x) for x in v)
+            return copy.deepcopy(v)
+
+        return copy_of(self.state_dict())
+
+    def _restore(self, path: Path) -> None:
+        model, ema, state = load_checkpoint(path)
+        self.load_state_dict({**state, "model": model, "ema": ema})
+
     def checkpoint(self) -> Path | None:
         if not self.dist.is_main:
             return None
-        state = {
-            "optimizer": self.opt.state_dict(),
-            "step": self.step,
-            "bad_steps": self.bad_steps,
-            "grad_history": list(self.grad_history),
-            "lr_scale": self.lr_scale,
-            "recoveries": list(self.recoveries),
-            "ema_count": self.ema.count,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            "sigma": self.sigma,
-        }
-        return save_checkpoint(self.out / "checkpoints", self.step, self.fm.state_dict(), self.ema.flat(), state,
-                               self.cfg.train.keep_ckpts)
+        state = self.state_dict()
+        model, ema = state.pop("model"), state.pop("ema")
+        return save_checkpoint(self.out / "checkpoints", self.step, model, ema, state, self.cfg.train.keep_ckpts)
 
     # -- one step ----------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -230,8 +273,8 @@ class Trainer:
         """One optimizer step over the global batch; returns its log record. ``stage``: the
         curriculum stage (default: the one this step's position in the run gives)."""
         cfg, step = self.cfg, self.step
-        stage = stage or self.objective.stage(step, cfg.train.steps)
-        lr = lr_at(step, cfg) * self.lr_scale  # a pure function of the step, the run's length and its recoveries
+        stage = stage or self.objective.stage(step, run_length_at(step, cfg))
+        lr = lr_at(step, cfg) * self.lr_scale  # a pure function of the step, the run's length(s) and its recoveries
         for group in self.opt.param_groups:
             group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
@@ -297,10 +340,7 @@ class Trainer:
         budget_s = float(cfg.train.minutes) * 60.0  # type: ignore[arg-type]
         probe_s = probe_seconds if probe_seconds is not None else min(max(0.03 * budget_s, 2.0), 15.0)
         t_start = time.perf_counter()
-        saved = (copy.deepcopy(self.fm.state_dict()), copy.deepcopy(self.opt.state_dict()),
-                 copy.deepcopy(self.ema.flat()), self.ema.count, torch.get_rng_state(), self.step, self.bad_steps,
-                 list(self.grad_history))
-        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        saved = self.snapshot()
         steps_before = cfg.train.steps
         cfg.train.steps = 10**9  # the warm-up fraction must not make the probe's rates zero
         fm_fraction = cfg.loss.curriculum_fm  # flow-matching-only steps are cheaper: time both kinds
@@ -315,13 +355,7 @@ class Trainer:
         finally:
             cfg.train.steps = steps_before
         step_s = D.broadcast_float(step_s, self.dist, self.device)
-        self.fm.load_state_dict(saved[0])
-        self.opt.load_state_dict(saved[1])
-        self.ema.load_flat(saved[2], saved[3])
-        torch.set_rng_state(saved[4])
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state(cuda_rng, self.device)
-        self.step, self.bad_steps, self.grad_history = saved[5], saved[6], saved[7]
+        self.load_state_dict(saved)
         spent = time.perf_counter() - t_start
         # 3% of the budget is kept for logging and checkpoints
         steps = max(int((0.97 * budget_s - spent) / step_s), 10)
@@ -331,7 +365,7 @@ class Trainer:
         cfg.train.steps = steps
         cfg.train.minutes = None
         self.budget = {"minutes": budget_s / 60.0, "probe_seconds": round(spent, 3), "probe_steps": probe_steps,
-                       "measured_step_seconds": step_s, "steps": steps}
+                       "measured_step_seconds": step_s, "planned_steps": steps, "steps": steps}
         if capped:
             self.budget["capped_by_max_steps"] = cap
         if self.dist.is_main:
@@ -383,10 +417,18 @@ class Trainer:
         """Train to ``train.steps``; returns the run folder."""
         cfg = self.cfg
         main = self.dist.is_main
-        t_fit = time.perf_counter()
+        t_fit = self.clock()
+        replanner = None
         if cfg.train.minutes is not None and self.step == 0:
             self.plan_budget()
-        snaps = snapshot_steps(cfg.train.steps, cfg.train.ema_snapshots) if self.ema.gammas else set()
+            replanner = Replanner(deadline=t_fit + BUDGET_TARGET * 60.0 * self.budget["minutes"],  # type: ignore[index]
+                                  every=max(cfg.train.steps // REPLANS_PER_RUN, 1), cap=cfg.train.max_steps,
+                                  clock=self.clock)
+
+        def snapshots() -> set[int]:
+            return planned_snapshot_steps(cfg.train.steps, cfg.train.step_plan, cfg.train.ema_snapshots) if self.ema.gammas else set()
+
+        snaps = snapshots()
         self.writer = None
         if main and cfg.train.tensorboard:
             try:
@@ -401,16 +443,20 @@ class Trainer:
             bar = tqdm(total=cfg.train.steps, initial=self.step, desc=f"{cfg.method} {cfg.data.name}", unit="step",
                        dynamic_ncols=True)
         # a divergence before the first checkpoint restarts from here (see recover)
-        self._start = self._start_state() if self.step == 0 and cfg.train.recover > 0 else None
+        self._start = self.snapshot() if self.step == 0 and cfg.train.recover > 0 else None
         window: list[dict[str, Any]] = []
         t0 = time.perf_counter()
         try:
             while self.step < cfg.train.steps:
+                if replanner is not None and not self.objective.stage(self.step, run_length_at(self.step, cfg)).diagonal_only:
+                    replanner.start_timing(self.step)  # flow-matching-only steps are cheaper: not timed
                 try:
                     record = self.train_step()
                 except TrainingDiverged as e:
                     self.recover(e)
                     window, t0 = [], time.perf_counter()
+                    if replanner is not None:
+                        replanner.restart_timing()
                     continue
                 window.append(record)
                 if bar is not None:
@@ -426,35 +472,59 @@ class Trainer:
                     self.checkpoint()
                 if cfg.train.eval_every and self.step % cfg.train.eval_every == 0 and main:
                     self._periodic_eval()
+                if (replanner is not None and self.step % replanner.every == 0 and self.step < cfg.train.steps
+                        and self._replan(replanner)):
+                    snaps = snapshots()
+                    if bar is not None:
+                        bar.total = cfg.train.steps
+                        bar.refresh()
         finally:
             if bar is not None:
                 bar.close()
             if self.writer is not None:
                 self.writer.close()
         if self.budget is not None and "used" not in self.budget:  # how much of the budget the run took
-            spent = time.perf_counter() - t_fit
+            spent = self.clock() - t_fit
             self.budget.update(seconds=round(spent, 2), used=round(spent / (60.0 * self.budget["minutes"]), 3))
             if main:
-                meta = json.loads((self.out / "run.json").read_text())
-                meta["budget"] = self.budget
-                write_text_atomic(self.out / "run.json", json.dumps(meta, indent=2))
+                self._update_run_meta(budget=self.budget)
         D.barrier(self.dist)
         return self.out
 
-    def _start_state(self) -> dict[str, Any]:
-        """What a restart from step 0 needs (kept on the CPU): the initial weights, EMAs,
-        optimizer state and random state."""
-        return {"model": {k: v.detach().to("cpu", copy=True) for k, v in self.fm.state_dict().items()},
-                "ema": {k: v.detach().to("cpu", copy=True) for k, v in self.ema.flat().items()},
-                "optimizer": copy.deepcopy(self.opt.state_dict()), "torch_rng": torch.get_rng_state()}
+    def _update_run_meta(self, **fields: Any) -> None:
+        """Replace ``fields`` in run.json (atomically), keeping the rest."""
+        meta = json.loads((self.out / "run.json").read_text())
+        meta.update(fields)
+        write_text_atomic(self.out / "run.json", json.dumps(meta, indent=2))
 
-    def _restart_from_start(self) -> None:
-        start = self._start
-        self.fm.load_state_dict(start["model"])
-        self.ema.load_flat(start["ema"], 0)
-        self.opt.load_state_dict(start["optimizer"])
-        torch.set_rng_state(start["torch_rng"])
-        self.step, self.bad_steps, self.grad_history = 0, 0, []
+    def _replan(self, replanner: Replanner) -> bool:
+        """Move the run's end so that training ends at the budget's deadline at the step time
+        measured so far, where that changes nothing at this step (:mod:`flowmaps.train.budget`);
+        rank 0 decides. Records the re-plan in config.yaml (``train.step_plan``) and run.json.
+        Returns whether the length changed."""
+        cfg, step, total = self.cfg, self.step, self.cfg.train.steps
+        plan = cfg.train.step_plan
+        new, rate = total, 0.0
+        wanted = replanner.desired_length(step) if not plan or step > plan[-1][0] else None  # none behind a recovery
+        if wanted is not None:
+            lr, stage = schedule_of(cfg, total)(step), self.objective.stage(step, total)
+            new = nearest_unchanged_length(
+                total, wanted[0], lambda n: schedule_of(cfg, n)(step) == lr and self.objective.stage(step, n) == stage)
+            rate = wanted[1]
+            if abs(new - total) < max(1.0, REPLAN_MIN_CHANGE * total):
+                new = total
+        new = int(D.broadcast_float(float(new), self.dist, self.device))
+        if new == total:
+            return False
+        plan.append([step, total])
+        cfg.train.steps = new
+        assert self.budget is not None
+        self.budget["steps"] = new
+        self.budget.setdefault("replans", []).append({"at_step": step, "steps": new, "step_seconds": round(rate, 5)})
+        if self.dist.is_main:
+            write_text_atomic(self.out / "config.yaml", dump_yaml(cfg))
+            self._update_run_meta(budget=self.budget)
+        return True
 
     def recover(self, error: TrainingDiverged) -> None:
         """Go back to the last checkpoint (or to the start, before the first one) and continue
@@ -469,19 +539,19 @@ class Trainer:
                                        f"halved)") from None
             raise error
         diverged_at = self.step + 1
-        if ckpt is None:
-            self._restart_from_start()
+        kept = self.recoveries, self.lr_scale  # the state gone back to predates them: a second divergence
+        if ckpt is None:                         # before the next checkpoint halves again and counts
+            self.load_state_dict(self._start)  # type: ignore[arg-type]
         else:
             self._restore(ckpt)
+        self.recoveries, self.lr_scale = kept
         self.lr_scale *= 0.5
         self.recoveries.append({"diverged_at": diverged_at, "restarted_from": self.step, "lr_scale": self.lr_scale})
         if self.dist.is_main:
             where = f"the step-{self.step} checkpoint" if ckpt is not None else "the start (no checkpoint yet)"
             print(f"flowmaps: training diverged at step {diverged_at}; restarting from {where} with "
                   f"the learning rate halved (recovery {len(self.recoveries)} of {self.cfg.train.recover})", file=sys.stderr)
-            meta = json.loads((self.out / "run.json").read_text())
-            meta["recoveries"] = self.recoveries
-            write_text_atomic(self.out / "run.json", json.dumps(meta, indent=2))
+            self._update_run_meta(recoveries=self.recoveries)
 
     def _periodic_eval(self) -> None:
         from ..evaluate import evaluate_flow_map

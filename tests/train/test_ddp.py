@@ -23,19 +23,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_ranks_match_single_process(tmp_path):
-    """Deterministic by construction: an explicit free loopback port for the rendezvous, gloo on
+def _two_ranks(out: Path, *args: str) -> torch.Tensor:
+    """Run ddp_worker.py on 2 ranks; every rank's weights (and final step, last), stacked.
+    Deterministic by construction: an explicit free loopback port for the rendezvous, gloo on
     the loopback interface, and one thread everywhere (the single-process reference too), so
     the floating-point sums run in the same order in every process and on every machine."""
     worker = Path(__file__).with_name("ddp_worker.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo",
            "PYTHONPATH": str(Path(__file__).parents[2])}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", str(worker), str(tmp_path / "ddp")]
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", str(worker), str(out), *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     errors = [line for line in proc.stderr.splitlines() if "Error" in line or "error" in line]
     assert proc.returncode == 0, "\n".join(errors[:20]) + "\n---\n" + proc.stderr[-4000:]
-    ranks = torch.load(tmp_path / "ddp" / "ranks.pt")
+    return torch.load(out / "ranks.pt")
+
+
+def test_two_ranks_match_single_process(tmp_path):
+    ranks = _two_ranks(tmp_path / "ddp")[:, :-1]
     assert torch.equal(ranks[0], ranks[1])  # weights identical across ranks
 
     threads = torch.get_num_threads()
@@ -49,3 +54,13 @@ def test_two_ranks_match_single_process(tmp_path):
     assert torch.allclose(flat, ranks[0], rtol=1e-5, atol=1e-6)
     moved = (flat - torch.cat([p.detach().flatten() for p in Trainer(config(2), tmp_path / "init").fm.parameters()]))
     assert moved.abs().max() > 1e-3  # training did change the weights
+
+
+def test_two_ranks_re_plan_a_budget_together(tmp_path):
+    """Only rank 0's clock slows down; its re-plans reach rank 1, so both take the same steps."""
+    import json
+
+    ranks = _two_ranks(tmp_path / "ddp", "budget")
+    assert torch.equal(ranks[0], ranks[1])
+    budget = json.loads((tmp_path / "ddp" / "run.json").read_text())["budget"]
+    assert budget["replans"] and int(ranks[0, -1]) == budget["steps"] < budget["planned_steps"]

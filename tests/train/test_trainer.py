@@ -149,6 +149,47 @@ def test_a_diverged_run_goes_back_to_its_checkpoint_with_half_the_learning_rate(
     assert preset("checker")["train"]["recover"] == 0  # the paper's presets stop instead
 
 
+def test_divergences_before_the_next_checkpoint_each_halve_the_rate_and_count(tmp_path, monkeypatch):
+    """Steps 25.. stay bad while the learning rate is above a quarter: the first recovery goes back
+    to the step-20 checkpoint at half the rate, the steps still go bad before the next checkpoint,
+    and the second goes back to the same checkpoint at a quarter. With recover=1 the second
+    divergence stops the run (the count is not reset by going back)."""
+    for recover, scale in ((2, 0.25), (1, None)):
+        tr = Trainer(_cfg(steps=40, max_bad_steps=3, recover=recover), tmp_path / f"r{recover}")
+        real = tr.objective.__call__
+
+        def flaky(fm, x1, cond=None, generator=None, stage=None, tr=tr, real=real):
+            out = real(fm, x1, cond, generator, stage)
+            if tr.lr_scale > 0.25 and tr.step >= 24:
+                out.loss = out.loss * float("nan")
+            return out
+
+        flaky.stage = tr.objective.stage
+        monkeypatch.setattr(tr, "objective", flaky)
+        if scale is None:
+            with pytest.raises(TrainingDiverged, match=r"after 1 restart\(s\)"):
+                tr.fit()
+            continue
+        tr.fit()
+        assert tr.step == 40 and tr.lr_scale == scale
+        assert [r["restarted_from"] for r in tr.recoveries] == [20, 20] and tr.recoveries[-1]["lr_scale"] == 0.25
+
+
+def test_the_training_state_goes_back_exactly(tmp_path):
+    """snapshot / load_state_dict (used by the budget probe and the restart from step 0): steps
+    taken after going back equal the steps taken the first time, bit for bit."""
+    tr = Trainer(_cfg(steps=10), tmp_path / "s")
+    tr.train_step()
+    saved = tr.snapshot()
+    first = [tr.train_step()["loss"] for _ in range(3)]
+    weights = {k: v.clone() for k, v in tr.fm.state_dict().items()}
+    tr.load_state_dict(saved)
+    assert tr.step == 1
+    assert [tr.train_step()["loss"] for _ in range(3)] == first
+    for k, v in tr.fm.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+
+
 def test_checkpoints_are_atomic_pruned_and_never_hold_nan(tmp_path):
     root = tmp_path / "ck"
     w = {"w": torch.ones(3)}

@@ -6,6 +6,8 @@ digits (AUROC 0.991) and 0.82 on checkerboard points, where the map-based ``rest
 0.3-0.7 scored 0.63 (its own randomness drowns the distance to the data in 2-D).
 
 Time convention: t = 0 is noise, t = 1 is data. Inputs x are [B, ...] in the data's scale.
+``restore`` and ``denoise`` use the linear interpolant's formulas (:func:`flowmaps.edit.check_linear`
+refuses other runs in the CLI); ``code`` works for any interpolant.
 
 - ``restore``: the restoration error. Each input goes to t0 = 1 - strength with fresh noise and
   the map brings it back to data (:func:`flowmaps.edit.edit`); the score is the mean squared

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
+import io
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from .inputs import InputError
+from .train.checkpoint import write_text_atomic
 
 
 def _float_list(text: str) -> list[float]:
@@ -177,7 +178,7 @@ def _read_mask(path: str, x: Tensor) -> Tensor:
 # -- the commands -----------------------------------------------------------------------------------
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    from .edit import denoise, edit, inpaint, posterior_mean, start_time
+    from .edit import check_linear, denoise, edit, inpaint, posterior_mean, start_time
     from .sampling import apply_batched
 
     out = Path(args.out)
@@ -191,6 +192,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if args.strength is not None:
         start_time(args.strength)
     run, x, names, labels = _load(args)
+    check_linear(run.cfg.interpolant, "flowmaps edit")
     gen = torch.Generator().manual_seed(args.seed)
     aux = None
     if args.noise_level is not None:
@@ -263,13 +265,16 @@ def cmd_score(args: argparse.Namespace) -> int:
     settings = ScoreSettings(args.kind, args.strengths, args.draws, args.steps)
     settings.validate()
     run, x, names, labels = _load(args)
+    if settings.kind != "code":
+        from .edit import check_linear
+
+        check_linear(run.cfg.interpolant, f"flowmaps score --kind {settings.kind}")
     scores = anomaly_scores(run.fm, x, run.sigma, settings, args.batch_size, args.seed, run.cfg.loss.full_square, labels)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["name", "score"])
-        w.writerows((n, f"{s:.6g}") for n, s in zip(names, scores.tolist()))
-    os.replace(tmp, out)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "score"])
+    w.writerows((n, f"{s:.6g}") for n, s in zip(names, scores.tolist()))
+    write_text_atomic(out, buf.getvalue())
     q = np.quantile(scores.numpy(), [0.0, 0.5, 1.0])
     print(f"scored {x.shape[0]} inputs ({args.kind}, {settings.network_calls()} network calls each, EMA {run.ema}): "
           f"min {q[0]:.4g}, median {q[1]:.4g}, max {q[2]:.4g} -> {out}")

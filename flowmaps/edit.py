@@ -1,7 +1,8 @@
 """Restoration and editing with a trained flow map: the flow-map form of SDEdit, denoising of an
 input with known Gaussian noise, the diagonal's one-call posterior mean, and inpainting.
 
-Time convention: t = 0 is noise, t = 1 is data; the interpolant is I_t = (1 - t) sigma eps + t x.
+Time convention: t = 0 is noise, t = 1 is data; the interpolant is I_t = (1 - t) sigma eps + t x
+(the linear one: runs trained with another are refused by :func:`check_linear`).
 Shapes: inputs x are [B, ...] in the data's scale (images in [-1, 1]); masks broadcast to x.
 Every function costs N network calls (N = ``steps``) except :func:`posterior_mean` (one).
 """
@@ -14,6 +15,20 @@ from torch import Tensor
 
 from .flow_map import FlowMap
 from .sampling import sample_map, uniform_grid
+
+
+class InterpolantError(ValueError):
+    """A run trained with an interpolant whose formulas these operations do not implement."""
+
+
+def check_linear(interpolant: str, what: str) -> None:
+    """Refuse, in one line, a run trained with a non-linear interpolant (``interpolant: trig``):
+    the point on the path :func:`to_time`, the noise-level time and the posterior mean here are
+    the linear interpolant's. Sampling, encoding and decoding do not depend on it (every
+    interpolant starts at the same noise and ends at the data)."""
+    if interpolant != "linear":
+        raise InterpolantError(f"{what} uses the linear interpolant's formulas and this run was trained with "
+                               f"interpolant={interpolant}; retrain with --set interpolant=linear")
 
 
 def start_time(strength: float) -> float:

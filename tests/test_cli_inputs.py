@@ -16,6 +16,8 @@ def runs(tmp_path_factory):
     assert main(["train", "--preset", "gaussian", "--out", str(root / "fwd"), *TINY]) == 0
     assert main(["train", "--preset", "gaussian", "--out", str(root / "full"), *TINY,
                  "--set", "loss.full_square=true"]) == 0
+    assert main(["train", "--preset", "gaussian", "--out", str(root / "trig"), *TINY,
+                 "--set", "loss.full_square=true", "--set", "interpolant=trig"]) == 0
     x = np.random.default_rng(0).standard_normal((20, 2)).astype(np.float32)
     np.save(root / "x.npy", x)
     return root
@@ -47,6 +49,16 @@ def test_encode_decode_round_trip_and_interpolation(runs, tmp_path):
     assert np.load(tmp_path / "path.npy").shape == (5, 2)
 
 
+def test_a_trig_run_encodes_and_scores_by_its_code(runs, tmp_path):
+    """Codes do not depend on the interpolant (its ends are the same); edit and the restoration
+    scores do, and are refused (test_bad_input_is_one_line_with_status_2)."""
+    assert main(["encode", "--run", str(runs / "trig"), "--input", str(runs / "x.npy"), "--steps", "2",
+                 "--out", str(tmp_path / "z.npy")]) == 0
+    assert main(["score", "--run", str(runs / "trig"), "--input", str(runs / "x.npy"), "--kind", "code", "--steps", "2",
+                 "--out", str(tmp_path / "s.csv")]) == 0
+    assert len(list(csv.DictReader((tmp_path / "s.csv").read_text().splitlines()))) == 20
+
+
 def test_score_writes_one_row_per_input(runs, tmp_path, capsys):
     out = tmp_path / "s.csv"
     assert main(["score", "--run", str(runs / "fwd"), "--input", str(runs / "x.npy"), "--draws", "2", "--out", str(out)]) == 0
@@ -71,14 +83,18 @@ def test_score_writes_one_row_per_input(runs, tmp_path, capsys):
     (["edit", "--run", "{fwd}", "--input", "{x}", "--strength", "0.5", "--steps", "1", "--device", "nonsense", "--out",
       "{tmp}/y.npy"], "is not available here"),
     (["decode", "--run", "{fwd}", "--input", "{x}", "--steps", "1", "--out", "{tmp}/y.npy"], "loss.full_square=true"),
+    (["edit", "--run", "{trig}", "--input", "{x}", "--strength", "0.5", "--steps", "1", "--out", "{tmp}/y.npy"],
+     "flowmaps edit uses the linear interpolant's formulas and this run was trained with interpolant=trig"),
+    (["score", "--run", "{trig}", "--input", "{x}", "--out", "{tmp}/y.csv"],
+     "flowmaps score --kind denoise uses the linear interpolant's formulas"),
 ])
 def test_bad_input_is_one_line_with_status_2(runs, tmp_path, capsys, argv, message):
     np.save(tmp_path / "bad.npy", np.zeros((4, 3), dtype=np.float32))
-    subs = {"fwd": str(runs / "fwd"), "x": str(runs / "x.npy"), "bad": str(tmp_path / "bad.npy"), "tmp": str(tmp_path)}
+    subs = {"fwd": str(runs / "fwd"), "trig": str(runs / "trig"), "x": str(runs / "x.npy"), "bad": str(tmp_path / "bad.npy"), "tmp": str(tmp_path)}
     assert main([a.format(**subs) for a in argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "y.npy").exists() and not (tmp_path / "z.npy").exists()
+    assert not (tmp_path / "y.npy").exists() and not (tmp_path / "z.npy").exists() and not (tmp_path / "y.csv").exists()
 
 
 def test_image_run_reads_and_writes_folders(tmp_path, capsys):

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from .edit import denoised, edit, noise_like, start_time, to_time
 from .encode import check_invertible, code_nll, encode
+from .errors import InputError
 from .flow_map import FlowMap
 from .sampling import apply_batched
 
@@ -48,11 +49,11 @@ class ScoreSettings:
 
     def validate(self) -> None:
         if self.kind not in SCORES:
-            raise ValueError(f"unknown score {self.kind!r}; choose one of {', '.join(SCORES)}")
+            raise InputError(f"unknown score {self.kind!r}; choose one of {', '.join(SCORES)}")
         for s in self.strengths:
             start_time(s)
         if not self.strengths or self.draws < 1 or self.steps < 1:
-            raise ValueError("a score needs at least one strength, one draw and one step")
+            raise InputError("a score needs at least one strength, one draw and one step")
 
     def network_calls(self) -> int:
         """Network calls per input."""

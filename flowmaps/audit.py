@@ -48,6 +48,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .errors import UsageError
+
 C2ST_REPEATS = 3
 KNN_K = 5
 COPY_FRACTION = 0.1
@@ -265,10 +267,10 @@ def audit_data(run: Any, fmap: FeatureMap, train_src: Any, heldout: Tensor | Non
             held_x = _cap(heldout, seed)
         else:
             if not cfg.data.holdout:
-                raise ValueError("this run holds nothing out, so nothing can be audited against new data: give "
+                raise UsageError("this run holds nothing out, so nothing can be audited against new data: give "
                                  "--heldout FILE (rows it never saw) or train with --set data.holdout=0.2")
             if cfg.data.classes is not None:
-                raise ValueError(f"this run trained on classes {cfg.data.classes} and its held-out split holds every "
+                raise UsageError(f"this run trained on classes {cfg.data.classes} and its held-out split holds every "
                                  f"class: give --heldout FILE with held-out items of those classes")
             held_src = build_data(cfg, "heldout")
             held_x = fmap.data(_cap(held_src.reference(held_src.size, seed), seed))

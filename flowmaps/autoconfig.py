@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import torch
 
-from .config import ConfigError
-from .data.images import IMAGE_DATASETS, IMAGE_SUFFIXES, MissingDataError, list_images
+from .data.images import IMAGE_DATASETS, IMAGE_SUFFIXES, list_images
 from .data.toy2d import TOY
+from .errors import ConfigError, MissingDataError
 
 NAMED_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
                 "celeba64": (3, 64, 64), "afhq64": (3, 64, 64)}

@@ -9,7 +9,8 @@
     flowmaps edit | encode | decode | score --run DIR --input X ...   (see flowmaps.cli_inputs)
     flowmaps info [--preset NAME]
 
-Errors print one line and exit with status 2.
+A user's error (:mod:`flowmaps.errors`, or a path that does not exist) prints one line and exits
+with status 2, a diverged run with 3; anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -22,9 +23,7 @@ from typing import Any
 
 import numpy as np
 
-
-class CLIError(Exception):
-    """A usage error reported as one line, exit status 2."""
+from .errors import FlowmapsError, InputError, MissingDataError, TrainingDiverged, UsageError
 
 
 def _int_list(text: str) -> list[int]:
@@ -124,12 +123,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     choices = None
     if args.minutes is not None and not args.minutes > 0:
-        raise CLIError(f"--minutes must be positive, got {args.minutes}")
+        raise UsageError(f"--minutes must be positive, got {args.minutes}")
     if args.data:
         from .autoconfig import as_layer, auto_config
 
         if args.resume:
-            raise CLIError("--resume continues a run from its saved config: pass --out DIR without --data")
+            raise UsageError("--resume continues a run from its saved config: pass --out DIR without --data")
         train_over = overrides.get("train", {})
         # a budget's image recipe is timed here unless the run has a step count or its own network or
         # batch, or runs in several processes (each would time its own and they could disagree)
@@ -147,17 +146,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         layers.append(as_layer(choices))
     elif args.resume and not args.preset and not args.config:
         if not args.out:
-            raise CLIError("--resume needs --out: the run folder to continue")
+            raise UsageError("--resume needs --out: the run folder to continue")
         cfg_file = Path(args.out) / "config.yaml"
         if not cfg_file.is_file():
-            raise CLIError(f"--resume: {cfg_file} does not exist; is {args.out} a run folder?")
+            raise UsageError(f"--resume: {cfg_file} does not exist; is {args.out} a run folder?")
         layers.append(load_yaml(cfg_file))
     elif args.preset:
         layers.append(preset(args.preset))
     elif args.config:
         layers.append(load_yaml(args.config))
     else:
-        raise CLIError("train needs --data PATH, --preset NAME or --config FILE (see 'flowmaps info')")
+        raise UsageError("train needs --data PATH, --preset NAME or --config FILE (see 'flowmaps info')")
     if args.minutes is not None and not args.data:
         layers.append({"train": {"minutes": args.minutes}})
     layers.append(overrides)
@@ -277,16 +276,16 @@ def _parse_classes(text: str | None, num_classes: int) -> list[int]:
     if text is None:
         return []
     if not num_classes:
-        raise CLIError("--class needs a class-conditional run (trained with data.conditional=true)")
+        raise UsageError("--class needs a class-conditional run (trained with data.conditional=true)")
     if text.strip() == "all":
         return list(range(num_classes))
     try:
         classes = [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
-        raise CLIError(f"--class {text!r}: expected a class number, comma-separated numbers or 'all'") from None
+        raise UsageError(f"--class {text!r}: expected a class number, comma-separated numbers or 'all'") from None
     bad = [c for c in classes if not 0 <= c < num_classes]
     if not classes or bad:
-        raise CLIError(f"--class {text!r}: this run has classes 0..{num_classes - 1}")
+        raise UsageError(f"--class {text!r}: this run has classes 0..{num_classes - 1}")
     return classes
 
 
@@ -294,29 +293,29 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from .evaluate import generate
-    from .inputs import InputError, save_array_png, save_csv, save_npy, save_png_grid
+    from .inputs import save_array_png, save_csv, save_npy, save_png_grid
     from .run import load_run
 
     if args.steps < 1 or args.num < 1:
-        raise CLIError("--steps and --num must be positive")
+        raise UsageError("--steps and --num must be positive")
     out = Path(args.out)
     if out.suffix not in (".npy", ".png", ".csv"):
-        raise CLIError(f"--out {args.out!r}: use a .npy, .png or (points) .csv file name")
+        raise UsageError(f"--out {args.out!r}: use a .npy, .png or (points) .csv file name")
     if not out.parent.exists():
-        raise CLIError(f"--out {args.out!r}: folder {str(out.parent)!r} does not exist")
+        raise UsageError(f"--out {args.out!r}: folder {str(out.parent)!r} does not exist")
     run = load_run(args.run, ema=args.ema)
     classes = _parse_classes(args.classes, run.num_classes if run.cfg.data.conditional else 0)
     if args.guidance is not None and not classes:
-        raise CLIError("--guidance needs --class (a class-conditional run)")
+        raise UsageError("--guidance needs --class (a class-conditional run)")
     if run.cfg.data.conditional and not classes:
-        raise CLIError(f"this run is class-conditional: pass --class (0..{run.num_classes - 1}, comma-separated, or all)")
+        raise UsageError(f"this run is class-conditional: pass --class (0..{run.num_classes - 1}, comma-separated, or all)")
     if args.noise:
         p = Path(args.noise)
         if not p.is_file():
-            raise CLIError(f"--noise {args.noise!r} does not exist")
+            raise UsageError(f"--noise {args.noise!r} does not exist")
         z = torch.from_numpy(np.load(p)).float()
         if tuple(z.shape[1:]) != run.shape or z.ndim != len(run.shape) + 1:
-            raise CLIError(f"--noise has shape {list(z.shape)}; this run needs [num, {', '.join(map(str, run.shape))}]")
+            raise UsageError(f"--noise has shape {list(z.shape)}; this run needs [num, {', '.join(map(str, run.shape))}]")
     else:
         z = torch.randn(args.num, *run.shape, generator=torch.Generator().manual_seed(args.seed))
     labels = None
@@ -326,7 +325,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     try:
         x = generate(run.fm, run.sigma * z, args.steps, args.solver, run.cfg.eval.batch_size, labels, args.guidance)
     except ValueError as e:
-        raise CLIError(str(e)) from None
+        raise UsageError(str(e)) from None
     x = run.to_data(x)  # array data and tables: back to the input's scale
     what = f"{args.solver}, N = {args.steps}, EMA {run.ema}"
     if classes:
@@ -335,14 +334,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
         save_npy(x, out)
     elif out.suffix == ".csv":
         if len(run.shape) != 1:
-            raise CLIError(f"--out {args.out!r}: a .csv holds points [N, D]; this run's items have shape {list(run.shape)}, use .npy")
+            raise UsageError(f"--out {args.out!r}: a .csv holds points [N, D]; this run's items have shape {list(run.shape)}, use .npy")
         save_csv(x, out, run.column_names, labels)
     elif run.cfg.data.name == "array":
         rows = {f"class {c}": part for c, part in zip(classes, x.chunk(len(classes)))} if classes else None
         try:
             save_array_png(x, out, run.cfg, run.shape, rows=rows)
         except InputError as e:
-            raise CLIError(str(e)) from None
+            raise UsageError(str(e)) from None
     elif len(run.shape) == 1 and run.shape[0] == 2:
         from .plots import plot_2d_grid
 
@@ -352,7 +351,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     elif len(run.shape) == 3:
         save_png_grid(x, out, z.shape[0] // len(classes) if classes else int(np.ceil(np.sqrt(x.shape[0]))))
     else:
-        raise CLIError(f"cannot draw {len(run.shape)}-d data of shape {list(run.shape)} as a PNG; use a .npy output")
+        raise UsageError(f"cannot draw {len(run.shape)}-d data of shape {list(run.shape)} as a PNG; use a .npy output")
     print(f"wrote {x.shape[0]} samples ({what}) to {out}")
     return 0
 
@@ -362,7 +361,6 @@ EVAL_DATA_KEYS = frozenset({"data.path", "data.cache", "data.decoder"})
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .data.images import MissingDataError
     from .evaluate import evaluate_flow_map, format_table, write_eval
     from .run import load_run
     from .train.builders import build_data
@@ -375,7 +373,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         over = parse_overrides(args.overrides)
         fixed = [".".join(k) for k in _flat_keys(over) if k[0] != "eval" and ".".join(k[:2]) not in EVAL_DATA_KEYS]
         if fixed:
-            raise CLIError(f"eval --set {fixed[0]}: a trained run's model is fixed; eval changes only eval.* and "
+            raise UsageError(f"eval --set {fixed[0]}: a trained run's model is fixed; eval changes only eval.* and "
                            f"{', '.join(sorted(EVAL_DATA_KEYS))}")
         cfg = build_config(cfg.to_dict(), over)
     if args.num:
@@ -416,7 +414,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .run import load_run
 
     if args.num < 2 or any(n < 1 for n in args.steps):
-        raise CLIError("--num must be at least 2 and every --steps positive")
+        raise UsageError("--num must be at least 2 and every --steps positive")
     run = load_run(args.run, ema=args.ema)
     heldout = None
     if args.heldout:
@@ -448,7 +446,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     if args.out and not Path(args.out).parent.exists():
-        raise CLIError(f"--out {args.out!r}: folder {str(Path(args.out).parent)!r} does not exist")
+        raise UsageError(f"--out {args.out!r}: folder {str(Path(args.out).parent)!r} does not exist")
     path = write_report(args.run, args.out)
     print(f"wrote {path.resolve()}")
     return 0
@@ -466,13 +464,13 @@ def cmd_ema(args: argparse.Namespace) -> int:
     snap_dir = run.path / "ema_snapshots"
     snaps = list_snapshots(snap_dir)
     if not snaps:
-        raise CLIError(f"{args.run!r} has no EMA snapshots; train with train.ema_snapshots > 0 and train.ema_sigma_rel set")
+        raise UsageError(f"{args.run!r} has no EMA snapshots; train with train.ema_snapshots > 0 and train.ema_sigma_rel set")
     out_dir = run.path / "ema"
     out_dir.mkdir(exist_ok=True)
     try:
         rebuilt = reconstruct_emas(snap_dir, args.sigma_rel, args.step)
     except ValueError as e:
-        raise CLIError(f"--sigma-rel {' '.join(map(str, args.sigma_rel))}: {e}") from None
+        raise UsageError(f"--sigma-rel {' '.join(map(str, args.sigma_rel))}: {e}") from None
     for sr, (state, info) in zip(args.sigma_rel, rebuilt):
         path = out_dir / f"{power_name(sr)}.safetensors"
         tmp = path.with_name(f".{path.name}.tmp")
@@ -521,9 +519,6 @@ def _param_count(cfg: Any) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .cli_inputs import HANDLERS
-    from .config import ConfigError
-    from .data.images import MissingDataError
-    from .train.trainer import TrainingDiverged
 
     handlers = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info, "report": cmd_report,
                 "ema": cmd_ema, "audit": cmd_audit, **HANDLERS}
@@ -534,13 +529,15 @@ def main(argv: list[str] | None = None) -> int:
 
             exit_now(code)
         return code
-    except (CLIError, ConfigError, MissingDataError, FileNotFoundError, FileExistsError, ValueError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"flowmaps: error: {msg}", file=sys.stderr)
-        return 2
     except TrainingDiverged as e:
         print(f"flowmaps: training diverged: {e}", file=sys.stderr)
         return 3
+    except (FlowmapsError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError) as e:
+        # a user's error (flowmaps.errors), or a path the user gave that is not there or is in the
+        # way; anything else is a bug and keeps its traceback
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"flowmaps: error: {msg}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("flowmaps: interrupted", file=sys.stderr)
         return 130

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .inputs import InputError
+from .errors import InputError
 from .train.checkpoint import write_text_atomic
 
 

@@ -15,14 +15,11 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from .errors import ConfigError
 from .jvp import MAP_JVP_BACKENDS
 from .losses.objective import METHODS, ObjectiveConfig
 from .train.ema import RAW, ema_name, parse_power, sigma_rel_to_gamma
 from .train.schedule import SCHEDULES, LRSchedule
-
-
-class ConfigError(ValueError):
-    """A bad configuration key or value; the message is one line and names the fix."""
 
 
 @dataclass

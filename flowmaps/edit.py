@@ -13,12 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .errors import InputError, InterpolantError
 from .flow_map import FlowMap
 from .sampling import sample_map, uniform_grid
-
-
-class InterpolantError(ValueError):
-    """A run trained with an interpolant whose formulas these operations do not implement."""
 
 
 def check_linear(interpolant: str, what: str) -> None:
@@ -34,7 +31,7 @@ def check_linear(interpolant: str, what: str) -> None:
 def start_time(strength: float) -> float:
     """The time an edit starts from, t0 = 1 - strength; strength must lie in (0, 1]."""
     if not 0 < strength <= 1:
-        raise ValueError(f"the strength must lie in (0, 1] (1: ignore the input, small: keep it), got {strength}")
+        raise InputError(f"the strength must lie in (0, 1] (1: ignore the input, small: keep it), got {strength}")
     return 1.0 - float(strength)
 
 
@@ -63,7 +60,7 @@ def noise_level_time(sigma: float, noise_std: float) -> float:
     interpolant once scaled by t: t (x + noise_std n) = t x + (1 - t) sigma n when
     t noise_std = (1 - t) sigma, i.e. t = sigma / (sigma + noise_std)."""
     if not noise_std > 0:
-        raise ValueError(f"the noise level must be positive, got {noise_std}")
+        raise InputError(f"the noise level must be positive, got {noise_std}")
     return sigma / (sigma + noise_std)
 
 
@@ -110,7 +107,7 @@ def inpaint(fm: FlowMap, x: Tensor, known: Tensor, steps: int, sigma: float, str
       input on the interpolant at t_{k+1} (the starting noise kept), the classical scheme.
     """
     if scheme not in INPAINT_SCHEMES:
-        raise ValueError(f"unknown inpainting scheme {scheme!r}; choose one of {', '.join(INPAINT_SCHEMES)}")
+        raise InputError(f"unknown inpainting scheme {scheme!r}; choose one of {', '.join(INPAINT_SCHEMES)}")
     t0 = start_time(strength)
     m = torch.broadcast_to(known.to(device=x.device, dtype=x.dtype), x.shape)
     grid = uniform_grid(steps, t0, 1.0).tolist()

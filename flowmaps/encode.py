@@ -13,12 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .errors import NotInvertibleError
 from .flow_map import FlowMap
 from .sampling import sample_map, uniform_grid
-
-
-class NotInvertibleError(ValueError):
-    """The run's map was trained only forward (s <= t), so it cannot jump from data to noise."""
 
 
 def check_invertible(full_square: bool) -> None:

@@ -12,9 +12,10 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .config import Config, ConfigError
+from .config import Config
 from .data.source import DataSource
 from .data.toy2d import gaussian_problem, gmm_problem
+from .errors import ConfigError, InputError
 from .flow_map import FlowMap
 from .guidance import class_count
 from .metrics import (
@@ -241,7 +242,7 @@ def evaluate_flow_map(
         lim = 1.2 if cfg.data.name == "checker" else float(reference.abs().max()) * 1.1 if reference is not None else None
         plot_2d_grid(samples_for_plot, out_dir / f"samples-{tag}.png", lim=lim)
     elif norm is not None:
-        from .inputs import InputError, save_array_png
+        from .inputs import save_array_png
 
         for solver, per_n in samples_for_plot.items():
             name = solver.replace(", guidance ", "-guidance")

@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .config import ConfigError
+from .errors import ConfigError
 
 VelocityFn = Callable[[Tensor, Tensor], Tensor]
 

@@ -17,10 +17,7 @@ import torch
 from torch import Tensor
 
 from .data.images import IMAGE_SUFFIXES, atomic_save, list_images, read_image
-
-
-class InputError(ValueError):
-    """An input that does not fit the run; the message is one line and names the fix."""
+from .errors import InputError
 
 
 def _need(shape: tuple[int, ...]) -> str:

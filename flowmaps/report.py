@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .run import RunError
+from .errors import RunError
 from .train.checkpoint import write_text_atomic
 
 

@@ -11,15 +11,12 @@ from torch import Tensor
 from .config import Config, build_config, check_eval_ema, load_yaml
 from .data.arrays import Normalization
 from .data.columns import TableTransform
+from .errors import RunError
 from .flow_map import FlowMap
 from .train.builders import build_flow_map
 from .train.checkpoint import latest_checkpoint, load_checkpoint
 from .train.ema import RAW, ema_name, flat_names, parse_power, unflatten
 from .train.snapshots import reconstruct_ema
-
-
-class RunError(FileNotFoundError):
-    """A run folder is missing or incomplete."""
 
 
 @dataclass

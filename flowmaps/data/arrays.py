@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .images import MissingDataError
+from ..errors import DataError, MissingDataError
 
 ARRAY_SUFFIXES = (".npy", ".safetensors")
 
@@ -77,7 +77,7 @@ def _open(path: Path) -> tuple[Any, np.ndarray | None]:
         floats = [k for k in keys if k != "labels"]
         name = "data" if "data" in keys else (floats[0] if len(floats) == 1 else None)
         if name is None:
-            raise ValueError(f"{str(path)!r} holds tensors {keys}: name the data tensor 'data' (and labels 'labels')")
+            raise DataError(f"{str(path)!r} holds tensors {keys}: name the data tensor 'data' (and labels 'labels')")
     return _SafetensorsArray(path, name), labels
 
 
@@ -115,15 +115,15 @@ class ArrayFiles:
         self.parts, labels = [], []
         for f in files:
             if f.suffix not in ARRAY_SUFFIXES:
-                raise ValueError(f"data.path {str(f)!r}: expected a .npy or .safetensors file")
+                raise DataError(f"data.path {str(f)!r}: expected a .npy or .safetensors file")
             data, lab = _open(f)
             if len(data.shape) < 2:
-                raise ValueError(f"{str(f)!r} holds shape {list(data.shape)}; expected [N, ...] items")
+                raise DataError(f"{str(f)!r} holds shape {list(data.shape)}; expected [N, ...] items")
             if self.parts and tuple(data.shape[1:]) != tuple(self.parts[0].shape[1:]):
-                raise ValueError(f"{str(f)!r} holds items of shape {list(data.shape[1:])}, the first file "
+                raise DataError(f"{str(f)!r} holds items of shape {list(data.shape[1:])}, the first file "
                                  f"{list(self.parts[0].shape[1:])}: every file needs the same item shape")
             if lab is not None and len(lab) != data.shape[0]:
-                raise ValueError(f"{str(f)!r}: {len(lab)} labels for {data.shape[0]} items")
+                raise DataError(f"{str(f)!r}: {len(lab)} labels for {data.shape[0]} items")
             self.parts.append(data)
             labels.append(lab)
         self.offsets = np.cumsum([0] + [d.shape[0] for d in self.parts])
@@ -169,7 +169,7 @@ class ArrayFiles:
             rows = np.asarray(self.parts[k][local[order]], dtype=np.float32)
             out[np.flatnonzero(m)[order]] = rows
         if not np.isfinite(out).all():
-            raise ValueError("data.path: the arrays contain NaN or Inf values")
+            raise DataError("data.path: the arrays contain NaN or Inf values")
         return out
 
     def statistics(self, max_items: int = 20000, seed: int = 0) -> Normalization:

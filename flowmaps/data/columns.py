@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import DataError
+
 COLUMN_TYPES = ("real", "positive", "integer", "category")
 MAX_CATEGORIES = 10
 """Columns with at most this many distinct values are categories (snapped to the seen values)."""
@@ -102,7 +104,7 @@ class TableTransform:
 
     def _check(self, x: Tensor) -> None:
         if x.ndim != 2 or x.shape[1] != len(self.columns):
-            raise ValueError(f"expected rows [B, {len(self.columns)}] for this table, got {list(x.shape)}")
+            raise DataError(f"expected rows [B, {len(self.columns)}] for this table, got {list(x.shape)}")
 
     def describe(self) -> str:
         """One line per type: which columns have it (for the log before training)."""
@@ -133,16 +135,16 @@ def parse_column_spec(spec: str, names: list[str]) -> dict[int, str]:
         name, sep, kind = part.rpartition(":")
         name, kind = name.strip(), kind.strip()
         if not sep or not name:
-            raise ValueError(f"data.columns {spec!r}: expected 'auto', 'none' or name:type pairs separated by commas, "
+            raise DataError(f"data.columns {spec!r}: expected 'auto', 'none' or name:type pairs separated by commas, "
                              f"e.g. 'age:integer,income:positive'")
         if kind not in COLUMN_TYPES:
-            raise ValueError(f"data.columns: unknown type {kind!r} for {name!r}; choose one of {', '.join(COLUMN_TYPES)}")
+            raise DataError(f"data.columns: unknown type {kind!r} for {name!r}; choose one of {', '.join(COLUMN_TYPES)}")
         if name in names:
             out[names.index(name)] = kind
         elif name.isdigit() and int(name) < len(names):
             out[int(name)] = kind
         else:
-            raise ValueError(f"data.columns: no column {name!r}; the columns are {', '.join(names)} (or 0..{len(names) - 1})")
+            raise DataError(f"data.columns: no column {name!r}; the columns are {', '.join(names)} (or 0..{len(names) - 1})")
     return out
 
 
@@ -166,7 +168,7 @@ def fit_column(name: str, v: np.ndarray, kind: str) -> Column:
     """The :class:`Column` of type ``kind`` fitted to training values v [N] (float64)."""
     nonneg = bool((v >= 0).all()) and kind in ("positive", "integer", "category")
     if kind == "positive" and not (v >= 0).all():
-        raise ValueError(f"data.columns: column {name!r} is set positive but holds negative values (min {v.min():g})")
+        raise DataError(f"data.columns: column {name!r} is set positive but holds negative values (min {v.min():g})")
     integer = kind == "integer"  # rounded on output (a category snaps to its seen values instead)
     offset = 0.0
     if nonneg and kind != "category" and _skewness(v) > SKEW_FOR_LOG:

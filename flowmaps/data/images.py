@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import DataError, MissingDataError
+
 FASHION_MNIST_DEBIAN = "/usr/share/datasets/fashion-mnist"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -66,10 +68,6 @@ class ImageData:
         return x, y
 
 
-class MissingDataError(FileNotFoundError):
-    """A data set's files are not where the configuration says."""
-
-
 # -- readers of the published formats ------------------------------------------------------------
 def _open(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
@@ -80,11 +78,11 @@ def read_idx(path: str | Path) -> np.ndarray:
     with _open(Path(path)) as f:
         zero, dtype_code, ndim = struct.unpack(">HBB", f.read(4))
         if zero != 0 or dtype_code != 0x08:
-            raise ValueError(f"{path}: not an unsigned-byte idx file")
+            raise DataError(f"{path}: not an unsigned-byte idx file")
         dims = struct.unpack(">" + "I" * ndim, f.read(4 * ndim))
         data = np.frombuffer(f.read(), dtype=np.uint8)
     if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: expected {int(np.prod(dims))} values, found {data.size} (truncated file?)")
+        raise DataError(f"{path}: expected {int(np.prod(dims))} values, found {data.size} (truncated file?)")
     return data.reshape(dims)
 
 
@@ -112,7 +110,7 @@ def load_idx_dataset(root: str | Path, name: str, split: str = "train") -> tuple
         )
     images, labels = read_idx(img), read_idx(lab)
     if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{name}: {images.shape[0]} images but {labels.shape[0]} labels in {root}")
+        raise DataError(f"{name}: {images.shape[0]} images but {labels.shape[0]} labels in {root}")
     return images[:, None], labels.astype(np.int64)
 
 
@@ -277,7 +275,7 @@ def load_images(
         "folder": (lambda: load_image_folder(src, resolution or 64, name="folder"), 0, ""),
     }
     if name not in builders:
-        raise ValueError(f"unknown image data set {name!r}; choose one of {list(IMAGE_DATASETS)}")
+        raise DataError(f"unknown image data set {name!r}; choose one of {list(IMAGE_DATASETS)}")
     build, num_classes, _ = builders[name]
     res = f"-{resolution}" if name == "folder" else ""
     images, labels = cached(f"{name}{res}-{split}-{tag}", cache_dir, build)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import DataError
 from .columns import TableTransform, detect_columns
 from .images import IMAGE_DATASETS, ImageData, load_images
 from .toy2d import LABELLED_TOY, TOY, load_table
@@ -121,7 +122,7 @@ def split_indices(labels: np.ndarray, holdout: float) -> tuple[np.ndarray, np.nd
     """(train, held-out) positions of a finite set with ``labels`` [N]: a seeded split that holds out
     round(holdout * n_c) items of every class c (stratified; unlabelled sets are one class)."""
     if not 0 <= holdout < 1:
-        raise ValueError(f"data.holdout must lie in [0, 1), got {holdout}")
+        raise DataError(f"data.holdout must lie in [0, 1), got {holdout}")
     rng = np.random.default_rng(SPLIT_SEED)
     train, held = [], []
     for c in np.unique(labels):
@@ -139,12 +140,12 @@ def _select(labels: np.ndarray, holdout: float, classes: list[int] | None, split
     train, held = split_indices(labels, holdout)
     if split == "heldout":
         if not len(held):
-            raise ValueError("this run holds nothing out: train with data.holdout > 0 (e.g. 0.2)")
+            raise DataError("this run holds nothing out: train with data.holdout > 0 (e.g. 0.2)")
         return held
     if classes is not None:
         missing = sorted(set(classes) - set(np.unique(labels).tolist()))
         if missing:
-            raise ValueError(f"data.classes {classes}: classes {missing} do not occur in the data")
+            raise DataError(f"data.classes {classes}: classes {missing} do not occur in the data")
         train = train[np.isin(labels[train], classes)]
     return train
 
@@ -164,7 +165,7 @@ def build_source(name: str, path: str | None = None, cache: str | None = None, r
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
     if name in LABELLED_TOY or name in TOY:
         if holdout or classes is not None or split != "train":
-            raise ValueError(f"data.holdout and data.classes apply to finite data sets (points, images), not {name!r}")
+            raise DataError(f"data.holdout and data.classes apply to finite data sets (points, images), not {name!r}")
         if name in LABELLED_TOY:
             num_classes, labelled = LABELLED_TOY[name]
             return SamplerSource(name, labelled, num_classes)
@@ -174,7 +175,7 @@ def build_source(name: str, path: str | None = None, cache: str | None = None, r
             raise FileNotFoundError("data.name=points needs data.path: a .npy or .csv file of shape [N, D]")
         points, labels, names = load_table(path, label_column)
         if classes is not None and labels is None:
-            raise ValueError("data.classes needs labels: set data.label_column")
+            raise DataError("data.classes needs labels: set data.label_column")
         lab = np.zeros(len(points), np.int64) if labels is None else labels.numpy()
         train = _select(lab, holdout, classes, "train")
         table = None
@@ -197,7 +198,7 @@ def build_source(name: str, path: str | None = None, cache: str | None = None, r
     if name in IMAGE_DATASETS:
         return _finite(name, load_images(name, path, resolution=resolution, cache_dir=cache), holdout, classes, split, flip)
     valid = sorted(TOY) + ["points", "array"] + list(IMAGE_DATASETS)
-    raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(valid)}")
+    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(valid)}")
 
 
 def _finite(name: str, data: Any, holdout: float, classes: list[int] | None, split: str, flip: bool) -> ArraySource:
@@ -205,7 +206,7 @@ def _finite(name: str, data: Any, holdout: float, classes: list[int] | None, spl
     if not (holdout or classes is not None or split != "train"):
         return ArraySource(name, data, flip=flip)
     if classes is not None and not data.num_classes:
-        raise ValueError(f"data.classes needs labels; {name!r} has none")
+        raise DataError(f"data.classes needs labels; {name!r} has none")
     src = ArraySource(name, data.subset(_select(data.all_labels(), holdout, classes, split)), flip=flip and split == "train")
     src.full_images = data
     return src

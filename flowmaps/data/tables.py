@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
+
 MISSING = frozenset({"", "nan", "na", "n/a", "null", "none", "inf", "-inf", "+inf", "infinity", "-infinity"})
 
 
@@ -42,7 +44,7 @@ def read_csv_table(path: str | Path, refuse_constant: bool = True) -> tuple[np.n
     with open(p, newline="") as f:
         rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
     if not rows:
-        raise ValueError(f"data.path {str(p)!r} is empty: give a .csv with one row per point")
+        raise DataError(f"data.path {str(p)!r} is empty: give a .csv with one row per point")
     header = _is_header(rows[0])
     names = [c.strip() or f"column {j}" for j, c in enumerate(rows[0])] if header else [f"column {j}" for j in range(len(rows[0]))]
     body = rows[1:] if header else rows
@@ -51,23 +53,23 @@ def read_csv_table(path: str | Path, refuse_constant: bool = True) -> tuple[np.n
     values = np.empty((len(body), width))  # a missing cell is NaN
     for i, row in enumerate(body):
         if len(row) != width:
-            raise ValueError(f"data.path {str(p)!r}: line {i + first_line} has {len(row)} cells, the "
+            raise DataError(f"data.path {str(p)!r}: line {i + first_line} has {len(row)} cells, the "
                              f"{'header' if header else 'first line'} has {width}; every row needs one cell per column")
         for j, cell in enumerate(row):
             try:
                 v = _number(cell)
             except ValueError:
-                raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} holds text ({cell.strip()!r} on line "
+                raise DataError(f"data.path {str(p)!r}: column {names[j]!r} holds text ({cell.strip()!r} on line "
                                  f"{i + first_line}); drop the column or encode it as numbers") from None
             values[i, j] = math.nan if v is None else v
     missing = np.isnan(values)
     if missing.any():
         j = int(np.flatnonzero(missing.any(axis=0))[0])
-        raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} has {int(missing[:, j].sum())} missing or non-finite "
+        raise DataError(f"data.path {str(p)!r}: column {names[j]!r} has {int(missing[:, j].sum())} missing or non-finite "
                          f"cells (first on line {int(np.argmax(missing[:, j])) + first_line}); fill them or drop those rows")
     constant = (values == values[0]).all(axis=0) if refuse_constant and len(body) >= 2 else np.zeros(width, bool)
     if constant.any():
         j = int(np.flatnonzero(constant)[0])
-        raise ValueError(f"data.path {str(p)!r}: column {names[j]!r} is constant ({values[0, j]:g} in every row); "
+        raise DataError(f"data.path {str(p)!r}: column {names[j]!r} is constant ({values[0, j]:g} in every row); "
                          f"drop it, it carries no information")
     return values, names

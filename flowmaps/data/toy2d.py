@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import DataError
 from ..exact import ClassMixtureProblem, GaussianMixtureProblem, GaussianProblem
 from .tables import read_csv_table
 
@@ -132,19 +133,19 @@ def load_table(path: str | Path, label_column: int | None = None,
     elif p.suffix == ".csv":
         arr, names = read_csv_table(p, refuse_constant=training)
     else:
-        raise ValueError(f"data.path {str(p)!r}: expected a .npy or .csv file")
+        raise DataError(f"data.path {str(p)!r}: expected a .npy or .csv file")
     if arr.ndim != 2 or arr.shape[0] < 2:
-        raise ValueError(f"data.path {str(p)!r} holds shape {arr.shape}; expected [N, D] with N >= 2")
+        raise DataError(f"data.path {str(p)!r} holds shape {arr.shape}; expected [N, D] with N >= 2")
     if not np.isfinite(arr).all():
-        raise ValueError(f"data.path {str(p)!r} contains NaN or Inf values")
+        raise DataError(f"data.path {str(p)!r} contains NaN or Inf values")
     names = names or [f"column {j}" for j in range(arr.shape[1])]
     if label_column is None:
         return torch.as_tensor(arr, dtype=torch.float32), None, names
     if not -arr.shape[1] <= label_column < arr.shape[1] or arr.shape[1] < 2:
-        raise ValueError(f"data.label_column {label_column} is outside the {arr.shape[1]} columns of {str(p)!r}")
+        raise DataError(f"data.label_column {label_column} is outside the {arr.shape[1]} columns of {str(p)!r}")
     labels = arr[:, label_column]
     if (labels != np.round(labels)).any() or labels.min() < 0:
-        raise ValueError(f"data.label_column {label_column} of {str(p)!r} must hold integer class labels 0, 1, 2, ...")
+        raise DataError(f"data.label_column {label_column} of {str(p)!r} must hold integer class labels 0, 1, 2, ...")
     j = label_column % arr.shape[1]
     points = np.delete(arr, j, axis=1)
     return torch.as_tensor(points, dtype=torch.float32), torch.as_tensor(labels.astype(np.int64)), names[:j] + names[j + 1:]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import ConfigError
+from ..errors import ConfigError, MetricUnavailable
 
 IMAGE_METRICS: tuple[str, ...] = ("fid", "kid", "fd_classifier", "class_accuracy")
 _INCEPTION: dict[str, Any] = {}
@@ -27,8 +27,6 @@ def _cache_dir(cfg: Any) -> Path:
 
 def _all_reference(source: Any, limit: int = 60000) -> Tensor:
     if source is None:
-        from . import MetricUnavailable
-
         raise MetricUnavailable("image metrics need the training data: check data.path")
     return source.reference(min(limit, getattr(source, "size", limit)))
 
@@ -139,8 +137,6 @@ def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> dict[str,
         path = getattr(cfg.eval, "inception", None)
         key = f"{device}|{path}"  # a run that names another weights file must not reuse a cached network
         if key not in _INCEPTION:
-            from . import MetricUnavailable
-
             try:
                 _INCEPTION[key] = InceptionFeatures.load(path, device)
             except FileNotFoundError as e:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from ..config import Config, ConfigError
+from ..config import Config
 from ..data.source import DataSource, build_source
+from ..errors import ConfigError
 from ..flow_map import FlowMap
 from ..interpolants import resolve_sigma
 from ..nets.dit import DiT, DiTConfig, token_layout

@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from ..config import Config, ConfigError
+from ..config import Config
+from ..errors import ConfigError
 from ..flow_map import FlowMap
 from ..nets.mlp import MLP
 

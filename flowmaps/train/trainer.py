@@ -22,9 +22,10 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ..config import Config, ConfigError, dump_yaml
+from ..config import Config, dump_yaml
 from ..data.source import stream_generator
 from ..diagnostics import loss_by_time_bin
+from ..errors import ConfigError, TrainingDiverged
 from ..flow_map import FlowMap
 from ..interpolants import get_interpolant
 from ..losses.curriculum import FULL, CurriculumStage
@@ -45,10 +46,6 @@ from .checkpoint import clear_stale_temporaries, latest_checkpoint, load_checkpo
 from .ema import EMA
 from .schedule import LRSchedule
 from .snapshots import write_snapshot
-
-
-class TrainingDiverged(RuntimeError):
-    """Too many consecutive non-finite steps."""
 
 
 def pick_device(name: str) -> torch.device:

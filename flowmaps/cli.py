@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FlowmapsError, InputError, MissingDataError, TrainingDiverged, UsageError
+from .run_folder import RunFolder
 
 
 def _int_list(text: str) -> list[int]:
@@ -147,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.resume and not args.preset and not args.config:
         if not args.out:
             raise UsageError("--resume needs --out: the run folder to continue")
-        cfg_file = Path(args.out) / "config.yaml"
+        cfg_file = RunFolder(Path(args.out)).config
         if not cfg_file.is_file():
             raise UsageError(f"--resume: {cfg_file} does not exist; is {args.out} a run folder?")
         layers.append(load_yaml(cfg_file))
@@ -174,7 +175,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               + format_choices(choices, overridden), file=sys.stderr)
         from .train.checkpoint import write_text_atomic
 
-        write_text_atomic(out / "autoconfig.json", json.dumps(
+        write_text_atomic(RunFolder(out).autoconfig, json.dumps(
             [{"key": c.key, "value": c.value, "why": c.why} for c in choices], indent=2))
     if trainer.dist.is_main:
         length = (f"{cfg.train.minutes:g} minutes, steps measured" if cfg.train.minutes is not None
@@ -233,15 +234,15 @@ def finish_run(trainer: Any, out: Path) -> dict[str, Any]:
     audit = _audit_after_training(trainer, fm, name, out)
     if audit is not None:
         result["audit"] = audit
-    write_eval(result, out / "eval.json")
-    metrics_file = out / "metrics.jsonl"
-    if metrics_file.is_file():
-        plot_training([json.loads(line) for line in metrics_file.read_text().splitlines()], out / "training.png")
+    folder = RunFolder(out)
+    write_eval(result, folder.evaluation)
+    if folder.metrics.is_file():
+        plot_training(folder.read_jsonl(folder.metrics), folder.training_plot)
     print(format_table(result))
     from .report import write_report
 
     report = write_report(out)
-    written = [out / "eval.json", *sorted(out.glob("samples-final*.png")), out / "training.png"]
+    written = [folder.evaluation, *folder.sample_grids("final"), folder.training_plot]
     print(f"\nwrote {', '.join(str(p) for p in written if p.is_file())}")
     print(f"report: {report.resolve()}")
     return result
@@ -259,9 +260,10 @@ def _audit_after_training(trainer: Any, fm: Any, ema: str, out: Path) -> dict[st
     run = Run(out, cfg, fm, trainer.sigma, tuple(source.shape), source.num_classes, trainer.step, ema,
               getattr(source, "normalization", None), getattr(source, "columns", None))
     steps = sorted({1, *([4] if 4 in cfg.eval.steps else [])})
+    folder = RunFolder(out)
     audit = audit_run(run, steps, min(cfg.eval.num_samples, MAX_AUDIT_ITEMS), seed=cfg.eval.seed,
-                      marginals=out / "audit-marginals.png" if len(source.shape) == 1 else None)
-    write_audit(audit, out / "audit.json")
+                      marginals=folder.audit_marginals if len(source.shape) == 1 else None)
+    write_audit(audit, folder.audit)
     verdicts = ", ".join(f"{f.name.split(' (')[0]} {f.verdict}" for f in audit.figures["1"])
     print(f"flowmaps: audit at N = 1 against {audit.counts['held-out']:,} held-out items: {verdicts} (audit.json)")
     return audit.as_dict()
@@ -392,7 +394,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .run import weights_for
         from .train.checkpoint import latest_checkpoint, load_checkpoint
 
-        raw, flat, _ = load_checkpoint(latest_checkpoint(run.path / "checkpoints"))  # type: ignore[arg-type]
+        raw, flat, _ = load_checkpoint(latest_checkpoint(RunFolder(run.path).checkpoints))  # type: ignore[arg-type]
         run.fm.load_state_dict(raw)
         cfg.eval.ema = "auto"
         run.ema, selection = choose_weights(run.fm, flat, cfg, source, run.sigma, run.shape, run.path)
@@ -403,9 +405,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                solvers=solvers, shape=run.shape, extra_provenance=_prov(cfg, run.step, run.ema, 1))
     if selection is not None:
         result["ema_selection"] = selection.as_dict()
-    write_eval(result, run.path / "eval.json")
+    write_eval(result, RunFolder(run.path).evaluation)
     print(format_table(result))
-    print(f"\nwrote {run.path / 'eval.json'}")
+    print(f"\nwrote {RunFolder(run.path).evaluation}")
     return 0
 
 
@@ -421,18 +423,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
         from .inputs import read_inputs
 
         heldout = read_inputs(args.heldout, run.shape)[0]
-    marginals = run.path / "audit-marginals.png" if len(run.shape) == 1 else None
+    folder = RunFolder(run.path)
+    marginals = folder.audit_marginals if len(run.shape) == 1 else None
     audit = audit_run(run, args.steps, args.num, heldout, args.seed, marginals=marginals)
-    write_audit(audit, run.path / "audit.json")
-    written = [run.path / "audit.json", *([marginals] if marginals else [])]
-    if (run.path / "eval.json").is_file():  # the same section in eval.json and the report
+    write_audit(audit, folder.audit)
+    written = [folder.audit, *([marginals] if marginals else [])]
+    if folder.evaluation.is_file():  # the same section in eval.json and the report
         from .evaluate import write_eval
         from .report import write_report
 
-        result = json.loads((run.path / "eval.json").read_text())
+        result = json.loads(folder.evaluation.read_text())
         result["audit"] = audit.as_dict()
-        write_eval(result, run.path / "eval.json")
-        written += [run.path / "eval.json", write_report(run.path)]
+        write_eval(result, folder.evaluation)
+        written += [folder.evaluation, write_report(run.path)]
     print(f"audit of {run.path} (EMA {run.ema}) in {audit.features}; " +
           ", ".join(f"{v:,} {k}" for k, v in audit.counts.items()))
     for note in audit.notes:
@@ -461,11 +464,11 @@ def cmd_ema(args: argparse.Namespace) -> int:
     from .train.snapshots import list_snapshots, reconstruct_emas
 
     run = load_run(args.run, ema="raw")
-    snap_dir = run.path / "ema_snapshots"
+    snap_dir = RunFolder(run.path).ema_snapshots
     snaps = list_snapshots(snap_dir)
     if not snaps:
         raise UsageError(f"{args.run!r} has no EMA snapshots; train with train.ema_snapshots > 0 and train.ema_sigma_rel set")
-    out_dir = run.path / "ema"
+    out_dir = RunFolder(run.path).posthoc_ema
     out_dir.mkdir(exist_ok=True)
     try:
         rebuilt = reconstruct_emas(snap_dir, args.sigma_rel, args.step)

@@ -17,7 +17,7 @@ from torch import Tensor
 from .config import Config
 from .data.source import DataSource
 from .flow_map import FlowMap
-from .train.checkpoint import write_text_atomic
+from .run_folder import RunFolder
 from .train.ema import RAW, flat_names, power_name, unflatten
 from .train.snapshots import list_snapshots, reconstruct_emas
 
@@ -49,7 +49,7 @@ def ema_candidates(raw: dict[str, Tensor], ema_flat: dict[str, Tensor], run_dir:
     for name in flat_names(ema_flat):
         out[name] = unflatten(ema_flat, name)
     rebuilt: list[str] = []
-    snap_dir = Path(run_dir) / "ema_snapshots" if run_dir is not None else None
+    snap_dir = RunFolder(Path(run_dir)).ema_snapshots if run_dir is not None else None
     if snap_dir is not None and list_snapshots(snap_dir):
         wanted = [sr for sr in RECONSTRUCT_GRID if power_name(sr) not in out]
         for sr, (state, _) in zip(wanted, reconstruct_emas(snap_dir, wanted)):
@@ -129,8 +129,6 @@ def choose_weights(fm: FlowMap, ema_flat: dict[str, Tensor], cfg: Config, source
                    shape: tuple[int, ...], run_dir: Path) -> tuple[str, EMASelection | None]:
     """The weights named by ``cfg.eval.ema``, or for ``auto`` the best candidate; the choice is
     recorded in the run's run.json (``ema_selected``) so that sampling uses it by default."""
-    import json
-
     from .config import check_eval_ema
 
     spec = check_eval_ema(cfg, cfg.eval.ema, "eval.ema")
@@ -139,10 +137,7 @@ def choose_weights(fm: FlowMap, ema_flat: dict[str, Tensor], cfg: Config, source
         candidates, rebuilt = ema_candidates(fm.state_dict(), ema_flat, run_dir)
         selection = select_ema(fm, candidates, cfg, source, sigma, shape, rebuilt)
         spec = selection.name
-        meta_path = Path(run_dir) / "run.json"
-        if meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            meta["ema_selected"] = spec
-            meta["ema_selection"] = selection.as_dict()
-            write_text_atomic(meta_path, json.dumps(meta, indent=2))
+        folder = RunFolder(Path(run_dir))
+        if folder.meta.is_file():
+            folder.update_meta(ema_selected=spec, ema_selection=selection.as_dict())
     return spec, selection

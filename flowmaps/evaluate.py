@@ -27,6 +27,7 @@ from .metrics import (
     sliced_wasserstein2,
     wasserstein2,
 )
+from .run_folder import RunFolder
 from .sampling import ODE_SOLVERS, sample
 
 SOLVERS = ("map", "euler", "heun", "rk4")
@@ -240,21 +241,21 @@ def evaluate_flow_map(
     out_dir.mkdir(parents=True, exist_ok=True)
     if len(shape) == 1 and shape[0] == 2:
         lim = 1.2 if cfg.data.name == "checker" else float(reference.abs().max()) * 1.1 if reference is not None else None
-        plot_2d_grid(samples_for_plot, out_dir / f"samples-{tag}.png", lim=lim)
+        plot_2d_grid(samples_for_plot, RunFolder(out_dir).samples(tag), lim=lim)
     elif norm is not None:
         from .inputs import save_array_png
 
         for solver, per_n in samples_for_plot.items():
             name = solver.replace(", guidance ", "-guidance")
             try:
-                save_array_png(next(iter(per_n.values())), out_dir / f"samples-{tag}-{name}.png", cfg, shape,
+                save_array_png(next(iter(per_n.values())), RunFolder(out_dir).samples(tag, name), cfg, shape,
                                rows={f"N = {k}": v[:6] for k, v in per_n.items()})
             except InputError:  # image-shaped arrays without a decoder: no picture
                 pass
     elif len(shape) == 3:
         for solver, per_n in samples_for_plot.items():
             name = solver.replace(", guidance ", "-guidance")
-            plot_image_rows({f"N = {k}": v for k, v in per_n.items()}, out_dir / f"samples-{tag}-{name}.png")
+            plot_image_rows({f"N = {k}": v for k, v in per_n.items()}, RunFolder(out_dir).samples(tag, name))
     image_provenance: dict[str, Any] = {}
     if len(shape) == 3:
         from .metrics.images import PROVENANCE

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .errors import RunError
+from .run_folder import RunFolder
 from .train.checkpoint import write_text_atomic
 
 
@@ -98,7 +99,7 @@ VERDICT_STYLE = {"good": "color:#070", "weak": "color:#a60", "failing": "color:#
 
 def _audit_section(root: Path) -> list[str]:
     """The audit (``audit.json``, :mod:`flowmaps.audit`): one row per N and figure, with its verdict."""
-    path = root / "audit.json"
+    path = RunFolder(root).audit
     if not path.is_file():
         return ["<h2>Audit</h2><p>Not audited yet: <code>flowmaps audit --run DIR</code> measures fidelity, coverage, "
                 "memorisation and validity against held-out data.</p>"]
@@ -118,7 +119,7 @@ def _audit_section(root: Path) -> list[str]:
     body = "".join("<tr>" + "".join(f"<td>{c if i == 4 else html.escape(_fmt(c))}</td>" for i, c in enumerate(r)) + "</tr>"
                    for r in rows)
     out.append(f"<table>{head}{body}</table>")
-    marginals = root / "audit-marginals.png"
+    marginals = RunFolder(root).audit_marginals
     if marginals.is_file():
         out.append("<h3>Each column: training rows against samples</h3>" + _img(marginals.read_bytes(), "marginals"))
     return out
@@ -128,18 +129,18 @@ def build_report(run_dir: str | Path) -> str:
     """The HTML text of the report of run ``run_dir``."""
     import yaml
 
-    root = Path(run_dir)
-    if not (root / "config.yaml").is_file() or not (root / "run.json").is_file():
+    folder = RunFolder(Path(run_dir))
+    root = folder.path
+    if not folder.is_run():
         raise RunError(f"{str(root)!r} is not a flowmaps run folder (no config.yaml / run.json)")
     from .config import build_config, load_yaml
 
-    cfg = build_config(load_yaml(root / "config.yaml"))
-    meta = json.loads((root / "run.json").read_text())
+    cfg = build_config(load_yaml(folder.config))
+    meta = folder.read_meta()
     shape = tuple(meta["shape"])
-    records = [json.loads(line) for line in (root / "metrics.jsonl").read_text().splitlines() if line.strip()] \
-        if (root / "metrics.jsonl").is_file() else []
-    result = json.loads((root / "eval.json").read_text()) if (root / "eval.json").is_file() else None
-    auto = json.loads((root / "autoconfig.json").read_text()) if (root / "autoconfig.json").is_file() else None
+    records = folder.read_jsonl(folder.metrics)
+    result = json.loads(folder.evaluation.read_text()) if folder.evaluation.is_file() else None
+    auto = json.loads(folder.autoconfig.read_text()) if folder.autoconfig.is_file() else None
 
     parts: list[str] = []
     title = f"flowmaps run {root.name}: {cfg.method} on {cfg.data.name}"
@@ -206,7 +207,7 @@ def build_report(run_dir: str | Path) -> str:
     parts.append("<h2>Samples</h2><p>The same noise in every column (2-D) or row (images); N is the number of "
                  "flow-map steps.</p>")
     real = _real_data_png(root, cfg, shape)
-    sample_files = sorted(root.glob("samples-final*.png"))
+    sample_files = folder.sample_grids("final")
     if real is not None:
         parts.append(_img(real, "real data", "360px" if len(shape) == 1 else "100%"))
     for f in sample_files:
@@ -254,6 +255,6 @@ def build_report(run_dir: str | Path) -> str:
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of ``run_dir`` (default ``RUN/report.html``) atomically; returns its path."""
-    path = Path(out) if out else Path(run_dir) / "report.html"
+    path = Path(out) if out else RunFolder(Path(run_dir)).report
     write_text_atomic(path, build_report(run_dir))
     return path

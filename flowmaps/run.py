@@ -1,7 +1,6 @@
 """Load a trained run folder (config, sigma, latest checkpoint) for sampling and evaluation."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from .data.arrays import Normalization
 from .data.columns import TableTransform
 from .errors import RunError
 from .flow_map import FlowMap
+from .run_folder import RunFolder
 from .train.builders import build_flow_map
 from .train.checkpoint import latest_checkpoint, load_checkpoint
 from .train.ema import RAW, ema_name, flat_names, parse_power, unflatten
@@ -68,12 +68,13 @@ def weights_for(name: float | str, raw: dict[str, Tensor], ema_flat: dict[str, T
     tracked = ", ".join(flat_names(ema_flat)) or "none"
     if sigma_rel is None or run_dir is None:
         raise RunError(f"EMA {key} was not tracked; tracked: {tracked} (or raw)")
-    exported = Path(run_dir) / "ema" / f"{key}.safetensors"
+    folder = RunFolder(Path(run_dir))
+    exported = folder.posthoc_ema / f"{key}.safetensors"
     if exported.is_file():  # written by 'flowmaps ema'
         from safetensors.torch import load_file
 
         return {**raw, **load_file(str(exported))}
-    snap_dir = Path(run_dir) / "ema_snapshots"
+    snap_dir = folder.ema_snapshots
     if not snap_dir.is_dir():
         raise RunError(f"EMA {key} was not tracked and {str(run_dir)!r} has no EMA snapshots to reconstruct it; tracked: {tracked}")
     state, _ = reconstruct_ema(snap_dir, sigma_rel)
@@ -85,20 +86,20 @@ def selected_ema(root: Path, cfg: Config) -> str:
     evaluation recorded in run.json (raw weights when it has not been evaluated yet)."""
     if cfg.eval.ema != "auto":
         return ema_name(cfg.eval.ema)
-    meta = json.loads((root / "run.json").read_text())
-    return meta.get("ema_selected", RAW)
+    return RunFolder(root).read_meta().get("ema_selected", RAW)
 
 
 def load_run(path: str | Path, ema: float | str | None = None, device: torch.device | str = "cpu",
              checkpoint: str | Path | None = None) -> Run:
     """The flow map of run ``path`` with the weights of EMA ``ema`` (None: the run's default, see
     :func:`selected_ema`; 0 or "raw": the raw weights; "sigma_rel=X": tracked or reconstructed)."""
-    root = Path(path)
-    if not (root / "config.yaml").is_file() or not (root / "run.json").is_file():
+    folder = RunFolder(Path(path))
+    root = folder.path
+    if not folder.is_run():
         raise RunError(f"{str(root)!r} is not a flowmaps run folder (no config.yaml / run.json); train one with 'flowmaps train'")
-    cfg = build_config(load_yaml(root / "config.yaml"))
-    meta = json.loads((root / "run.json").read_text())
-    ckpt = Path(checkpoint) if checkpoint else latest_checkpoint(root / "checkpoints")
+    cfg = build_config(load_yaml(folder.config))
+    meta = folder.read_meta()
+    ckpt = Path(checkpoint) if checkpoint else latest_checkpoint(folder.checkpoints)
     if ckpt is None or not (ckpt / "state.pt").is_file():
         raise RunError(f"run {str(root)!r} has no complete checkpoint yet")
     shape = tuple(meta["shape"])

@@ -25,12 +25,13 @@ from torch import Tensor
 from ..config import Config, dump_yaml
 from ..data.source import stream_generator
 from ..diagnostics import loss_by_time_bin
-from ..errors import ConfigError, TrainingDiverged
+from ..errors import ConfigError, RunError, TrainingDiverged
 from ..flow_map import FlowMap
 from ..interpolants import get_interpolant
 from ..losses.curriculum import FULL, CurriculumStage
 from ..losses.objective import Objective, Teacher
 from ..nets.mp import force_normalize
+from ..run_folder import RunFolder
 from . import distributed as D
 from .budget import (
     BUDGET_TARGET,
@@ -122,17 +123,18 @@ class Trainer:
         if cfg.train.batch_size % shards:
             raise ConfigError(f"train.batch_size={cfg.train.batch_size} is not divisible by devices x accum_steps = {shards}")
         self.per_shard = cfg.train.batch_size // shards
-        ckpt = latest_checkpoint(self.out / "checkpoints")
+        self.folder = RunFolder(self.out)
+        ckpt = latest_checkpoint(self.folder.checkpoints)
         if resume and ckpt is None:
-            raise FileNotFoundError(f"--resume: no checkpoint under {self.out / 'checkpoints'}")
+            raise RunError(f"--resume: no checkpoint under {self.folder.checkpoints}")
         if not resume and ckpt is not None:
             raise FileExistsError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
 
         if cfg.train.precision == "auto":
             cfg.train.precision = auto_precision(self.device, cfg.net.kind)
         if self.dist.is_main:
-            clear_stale_temporaries(self.out / "checkpoints")
-            clear_stale_temporaries(self.out / "ema_snapshots")
+            clear_stale_temporaries(self.folder.checkpoints)
+            clear_stale_temporaries(self.folder.ema_snapshots)
         torch.manual_seed(cfg.seed)
         self.source = build_data(cfg)
         self.sigma = resolve_run_sigma(cfg, self.source)
@@ -167,7 +169,7 @@ class Trainer:
         D.barrier(self.dist)
 
     def _write_run_files(self) -> None:
-        write_text_atomic(self.out / "config.yaml", dump_yaml(self.cfg))
+        write_text_atomic(self.folder.config, dump_yaml(self.cfg))
         meta = {"sigma": self.sigma, "shape": list(self.source.shape), "num_classes": self.source.num_classes,
                 "parameters": count_parameters(self.fm), "device": str(self.device),
                 "world_size": self.dist.world_size, "precision": self.cfg.train.precision,
@@ -180,7 +182,7 @@ class Trainer:
             meta["budget"] = self.budget
         if self.init is not None:
             meta["init"] = self.init
-        write_text_atomic(self.out / "run.json", json.dumps(meta, indent=2))
+        self.folder.write_meta(meta)
 
     # -- setup helpers -----------------------------------------------------------------------------
     def _teacher(self) -> Teacher | None:
@@ -258,7 +260,7 @@ class Trainer:
             return None
         state = self.state_dict()
         model, ema = state.pop("model"), state.pop("ema")
-        return save_checkpoint(self.out / "checkpoints", self.step, model, ema, state, self.cfg.train.keep_ckpts)
+        return save_checkpoint(self.folder.checkpoints, self.step, model, ema, state, self.cfg.train.keep_ckpts)
 
     # -- one step ----------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -321,7 +323,7 @@ class Trainer:
                 raise TrainingDiverged(
                     f"{self.bad_steps} consecutive steps were skipped (a non-finite loss or gradient, or a gradient norm "
                     f"over {cfg.train.skip_spikes:g}x the recent median) at step {step + 1}; lower train.lr (now "
-                    f"{cfg.train.lr}), or try precision=fp32; the last good checkpoint is in {self.out / 'checkpoints'}"
+                    f"{cfg.train.lr}), or try precision=fp32; the last good checkpoint is in {self.folder.checkpoints}"
                 )
         self.step += 1
         record["_bins"] = {k: torch.cat(v) for k, v in bins.items()}
@@ -402,7 +404,7 @@ class Trainer:
             "off_by_gap": loss_by_time_bin(o, g, 10).as_dict() if g.numel() else {},
         }
         entry = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()}
-        with open(self.out / "metrics.jsonl", "a") as f:
+        with open(self.folder.metrics, "a") as f:
             f.write(json.dumps(entry) + "\n")
         if self.writer is not None:
             for k in ("loss", "diagonal", "off_diagonal", "diag_sq", "off_sq", "grad_norm", "lr", "steps_per_s"):
@@ -432,7 +434,7 @@ class Trainer:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 raise ConfigError("train.tensorboard=true needs the tensorboard package: pip install 'flowmaps[tensorboard]'") from None
-            self.writer = SummaryWriter(str(self.out / "tensorboard"))
+            self.writer = SummaryWriter(str(self.folder.tensorboard))
         bar = None
         if main and cfg.train.progress:
             from tqdm import tqdm
@@ -464,7 +466,7 @@ class Trainer:
                         self._write_log(window, len(window) / max(time.perf_counter() - t0, 1e-9))
                     window, t0 = [], time.perf_counter()
                 if main and self.step in snaps:
-                    write_snapshot(self.out / "ema_snapshots", self.step, self.ema.power_states())
+                    write_snapshot(self.folder.ema_snapshots, self.step, self.ema.power_states())
                 if self.step % cfg.train.ckpt_every == 0 or self.step == cfg.train.steps:
                     self.checkpoint()
                 if cfg.train.eval_every and self.step % cfg.train.eval_every == 0 and main:
@@ -484,15 +486,9 @@ class Trainer:
             spent = self.clock() - t_fit
             self.budget.update(seconds=round(spent, 2), used=round(spent / (60.0 * self.budget["minutes"]), 3))
             if main:
-                self._update_run_meta(budget=self.budget)
+                self.folder.update_meta(budget=self.budget)
         D.barrier(self.dist)
         return self.out
-
-    def _update_run_meta(self, **fields: Any) -> None:
-        """Replace ``fields`` in run.json (atomically), keeping the rest."""
-        meta = json.loads((self.out / "run.json").read_text())
-        meta.update(fields)
-        write_text_atomic(self.out / "run.json", json.dumps(meta, indent=2))
 
     def _replan(self, replanner: Replanner) -> bool:
         """Move the run's end so that training ends at the budget's deadline at the step time
@@ -519,8 +515,8 @@ class Trainer:
         self.budget["steps"] = new
         self.budget.setdefault("replans", []).append({"at_step": step, "steps": new, "step_seconds": round(rate, 5)})
         if self.dist.is_main:
-            write_text_atomic(self.out / "config.yaml", dump_yaml(cfg))
-            self._update_run_meta(budget=self.budget)
+            write_text_atomic(self.folder.config, dump_yaml(cfg))
+            self.folder.update_meta(budget=self.budget)
         return True
 
     def recover(self, error: TrainingDiverged) -> None:
@@ -529,7 +525,7 @@ class Trainer:
         ``error`` when none is left. The batches are a pure function of the step, so the replay
         sees the same data: only the smaller steps change the path. The recovery is reported
         (stderr, run.json) and checkpointed, so a resumed run keeps its learning rate."""
-        ckpt = latest_checkpoint(self.out / "checkpoints")
+        ckpt = latest_checkpoint(self.folder.checkpoints)
         if len(self.recoveries) >= self.cfg.train.recover or (ckpt is None and self._start is None):
             if self.recoveries:
                 raise TrainingDiverged(f"{error} (after {len(self.recoveries)} restart(s) with the learning rate "
@@ -548,7 +544,7 @@ class Trainer:
             where = f"the step-{self.step} checkpoint" if ckpt is not None else "the start (no checkpoint yet)"
             print(f"flowmaps: training diverged at step {diverged_at}; restarting from {where} with "
                   f"the learning rate halved (recovery {len(self.recoveries)} of {self.cfg.train.recover})", file=sys.stderr)
-            self._update_run_meta(recoveries=self.recoveries)
+            self.folder.update_meta(recoveries=self.recoveries)
 
     def _periodic_eval(self) -> None:
         from ..evaluate import evaluate_flow_map
@@ -559,7 +555,7 @@ class Trainer:
         fm = self.ema_flow_map(name)
         result = evaluate_flow_map(fm, self.cfg, self.source, self.sigma, self.out, tag=f"step-{self.step:08d}",
                                    quick=True, extra_provenance={"ema": name, "step": self.step})
-        with open(self.out / "eval_history.jsonl", "a") as f:
+        with open(self.folder.eval_history, "a") as f:
             f.write(json.dumps({"step": self.step, **result}) + "\n")
 
     def ema_flow_map(self, name: float | str) -> FlowMap:

@@ -1,0 +1,119 @@
+"""A run folder's layout: every file name of a trained run, in one place.
+
+    RUN/config.yaml          the resolved configuration (a budget's step count and re-plans in it)
+    RUN/run.json             facts about the run: sigma, data shape, classes, budget, recoveries, ...
+    RUN/autoconfig.json      what ``--data`` chose, and why
+    RUN/metrics.jsonl        one line per logged window of training steps
+    RUN/eval_history.jsonl   the periodic evaluations (``train.eval_every``)
+    RUN/checkpoints/         step-NNNNNNNN/ (model, EMAs, training state), atomic
+    RUN/ema_snapshots/       snapshots of the power EMAs, for post-hoc EMA
+    RUN/ema/                 post-hoc EMA weights written by ``flowmaps ema``
+    RUN/eval.json            the evaluation
+    RUN/samples-TAG[-NAME].png  sample grids (``final`` after training, ``step-NNNNNNNN`` during it)
+    RUN/training.png         the training curves
+    RUN/audit.json, RUN/audit-marginals.png   the audit (``flowmaps audit``)
+    RUN/report.html          the report (``flowmaps report``)
+    RUN/tensorboard/         TensorBoard events (``train.tensorboard``)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .train.checkpoint import write_text_atomic
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of the run in ``path`` (which need not exist yet)."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def meta(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def autoconfig(self) -> Path:
+        return self.path / "autoconfig.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def eval_history(self) -> Path:
+        return self.path / "eval_history.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def ema_snapshots(self) -> Path:
+        return self.path / "ema_snapshots"
+
+    @property
+    def posthoc_ema(self) -> Path:
+        return self.path / "ema"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.path / "eval.json"
+
+    @property
+    def training_plot(self) -> Path:
+        return self.path / "training.png"
+
+    @property
+    def audit(self) -> Path:
+        return self.path / "audit.json"
+
+    @property
+    def audit_marginals(self) -> Path:
+        return self.path / "audit-marginals.png"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.html"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    def samples(self, tag: str, name: str | None = None) -> Path:
+        """The sample grid of evaluation ``tag`` (and of solver ``name`` for image data)."""
+        return self.path / (f"samples-{tag}-{name}.png" if name else f"samples-{tag}.png")
+
+    def sample_grids(self, tag: str) -> list[Path]:
+        """The sample grids evaluation ``tag`` wrote, sorted."""
+        return sorted(self.path.glob(f"samples-{tag}*.png"))
+
+    def is_run(self) -> bool:
+        """Whether the folder holds a run (its config and run.json)."""
+        return self.config.is_file() and self.meta.is_file()
+
+    def read_meta(self) -> dict[str, Any]:
+        return json.loads(self.meta.read_text())
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        write_text_atomic(self.meta, json.dumps(meta, indent=2))
+
+    def update_meta(self, **fields: Any) -> None:
+        """Replace ``fields`` in run.json (atomically), keeping the rest."""
+        self.write_meta({**self.read_meta(), **fields})
+
+    def read_jsonl(self, path: Path) -> list[dict[str, Any]]:
+        """The records of a JSON-lines file of the run (none when it does not exist)."""
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

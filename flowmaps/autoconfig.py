@@ -16,22 +16,15 @@ from typing import Any, Callable
 
 import torch
 
+from . import recipes
 from .data.images import IMAGE_DATASETS, IMAGE_SUFFIXES, list_images
 from .data.toy2d import TOY
 from .errors import ConfigError, MissingDataError
+from .recipes import Choice, as_layer
 
 NAMED_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
                 "celeba64": (3, 64, 64), "afhq64": (3, 64, 64)}
 RESOLUTIONS = (8, 16, 32, 64, 128, 256)
-
-
-@dataclass
-class Choice:
-    """One automatic setting: a dotted config key, its value and why."""
-
-    key: str
-    value: Any
-    why: str
 
 
 @dataclass
@@ -253,28 +246,7 @@ def _array_choices(shape: tuple[int, ...], dev: DeviceInfo) -> list[Choice]:
         tokens = dit_tokens(shape, patch)
         why = f"{what} of shape {list(shape)}: a DiT with patch {patch} ({tokens} tokens, the nearest to {max_tokens}), " + \
             ("small enough for minutes on a CPU" if cpu else "DiT-S's width and depth")
-    return [
-        Choice("net", net, why),
-        Choice("sigma", 1.0, "arrays are normalised per channel to mean 0 and std 1"),
-        Choice("loss.eta", 0.75, "the paper's split"),
-        Choice("loss.weighting", "auto", "the learned loss weight w_{s,t} (eq 19)"),
-        Choice("train.batch_size", 128 if cpu else 256, "fits the budget on a CPU" if cpu else "per GPU step"),
-        Choice("train.lr", 1e-3, "RAdam; transformers train at a smaller rate than the EDM2 UNet's 5e-3"),
-        Choice("train.betas", [0.9, 0.99], "as for images"),
-        *_unet_like_schedule(cpu, "as for images"),
-        Choice("eval.num_samples", 2000 if cpu else 10000, "samples per N for the array distances"),
-    ]
-
-
-def _unet_like_schedule(cpu: bool, clip_why: str) -> list[Choice]:
-    """The curriculum, clipping, checkpoints and evaluated step counts shared by image and array data."""
-    return [
-        Choice("loss.curriculum_fm", 0.15, "App. F.2: flow matching alone for the first 15% (cheaper steps)"),
-        Choice("loss.curriculum_ramp", 0.15, "then jumps grow to the full triangle over 15%"),
-        Choice("train.grad_clip", 1.0, clip_why),
-        Choice("train.ckpt_every", 500, "checkpoints"),
-        Choice("eval.steps", [1, 2, 4] if cpu else [1, 2, 4, 8], "step counts to evaluate"),
-    ]
+    return [Choice("net", net, why), *recipes.arrays(cpu)]
 
 
 def _unet(res: int, device: DeviceInfo, channels: int = 32) -> tuple[dict[str, Any], str]:
@@ -310,42 +282,13 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
     budget = minutes if minutes is not None else (5.0 if dev.kind == "cpu" else 30.0)
     choices.append(Choice("train.minutes", budget, "--minutes" if minutes is not None else
                           f"default budget on a {dev.kind.upper()}; the step count is measured from it"))
-    common = [
-        Choice("method", "lsd", "Lagrangian self-distillation: the paper's best at few steps"),
-        Choice("train.schedule", "wsd", "warm-up, constant, linear decay to zero: beat cosine and inverse-sqrt"),
-        Choice("train.ema_sigma_rel", [0.05, 0.1], "power EMAs that fit any run length; evaluation picks the best"),
-        Choice("train.ema_snapshots", 16, "snapshots for post-hoc EMA reconstruction ('flowmaps ema')"),
-        Choice("eval.ema", "auto", "best of raw, tracked and reconstructed EMAs on a quick metric"),
-        Choice("train.precision", "auto", "bfloat16 where the device runs it fast"),
-    ]
+    common = recipes.self_distillation()
     if name == "array":
         return choices + _array_choices(_array_item_shape(Path(path)) or (), dev) + common  # type: ignore[arg-type]
     image = name in IMAGE_DATASETS
     if not image:
         table, dim = _table_choices(path) if name == "points" else ([], 2)  # type: ignore[arg-type]
-        width = 256 if dim <= 8 else min(1024, 256 * (1 + dim // 16))
-        batch = 2048 if dev.kind == "cpu" else 8192
-        choices += [
-            *table,
-            Choice("net.kind", "mlp", f"{dim}-dimensional points"),
-            Choice("net.width", width, "256 fits 2-D sets in minutes; wider for more dimensions"),
-            Choice("net.depth", 4, "the paper's checkerboard depth"),
-            Choice("net.activation", "silu", "measured as good as GELU at the same step time; the recipe was tuned with it"),
-            _coupling(name),
-            Choice("sigma", "adaptive", "noise scale = the data's standard deviation (the paper, 2-D)" if name != "points" else
-                   "noise scale = the standardised data's standard deviation"),
-            Choice("loss.eta", 0.75, "the paper's split; 0.5 measured no better at N = 1 and worse at N >= 4"),
-            Choice("loss.weighting", "none", "plain squared residuals"),
-            Choice("train.batch_size", batch * dev.processes if dev.kind == "cuda" else batch,
-                   "beat 1,024 and 4,096 at an equal CPU budget" if dev.kind == "cpu" else "per GPU step"),
-            Choice("train.lr", 4e-3, "RAdam; 1e-3, 2e-3 and 8e-3 measured worse at this budget"),
-            Choice("train.betas", [0.9, 0.95], "beta2 0.95 learns faster in a short run than 0.999 or 0.99"),
-            Choice("loss.curriculum_fm", 0.15, "App. F.2: flow matching alone for the first 15% (cheaper steps)"),
-            Choice("loss.curriculum_ramp", 0.15, "then jumps grow to the full triangle over 15%"),
-            Choice("train.grad_clip", 10.0, "the paper's clip for the MLP"),
-            *([] if name == "points" else [Choice("eval.num_samples", 64000 if name == "checker" else 20000,
-                                                  "samples per evaluation")]),
-        ]
+        choices += [*table, *recipes.points(name, dim, dev.kind == "cpu", dev.processes)]
         return choices + common
     cpu = dev.kind == "cpu"
     native = None
@@ -395,42 +338,8 @@ def _image_choices(res: int, dev: DeviceInfo, channels: int, batch: int, measure
     """The network, loss and optimiser choices for ``res`` x ``res`` images (``channels``: the CPU
     UNet's model channels; ``measured``: why, when the UNet and batch were chosen by timing)."""
     net, why = _unet(res, dev, channels)
-    cpu = dev.kind == "cpu"
-    return [
-        Choice("net", net, f"{why}: {measured}" if measured else why),
-        Choice("sigma", 0.5, "images scaled to [-1, 1]: the EDM2 data std"),
-        Choice("loss.eta", 0.75, "the paper's split for images"),
-        Choice("loss.weighting", "auto", "the learned loss weight w_{s,t} of the UNet's head (eq 19)"),
-        Choice("train.batch_size", batch, ("measured with the UNet" if measured else "fits the budget on a CPU")
-               if cpu else "per GPU step"),
-        Choice("train.lr", 5e-3, "RAdam with clip 1 (EDM2-style UNet)"),
-        Choice("train.betas", [0.9, 0.99], "beta2 0.99 (EDM2's): digits at N = 1 went from 55 to 44 with it and the curriculum"),
-        *_unet_like_schedule(cpu, "the paper's clip for images"),
-        Choice("eval.num_samples", 300 if cpu else 10000,
-               "samples per N: Inception features cost about 0.1 s an image on a CPU (FID on few samples is biased upward)"
-               if cpu else "samples per N (FID on few samples is biased upward)"),
-        Choice("eval.batch_size", 250, "sampling batch"),
-    ]
-
-
-def _coupling(name: str) -> Choice:
-    if name in ("gaussian", "gmm"):
-        return Choice("loss.coupling", "independent", "the exact map this set is scored against is the independent "
-                                                      "coupling's (the paper's)")
-    return Choice("loss.coupling", "minibatch_ot", "straighter paths: the main job's KL at N = 1 / 4 went from "
-                                                   "0.26 / 0.19 to 0.16 / 0.10")
-
-
-def as_layer(choices: list[Choice]) -> dict[str, Any]:
-    """The choices as a config layer (nested dict) for :func:`flowmaps.config.build_config`."""
-    out: dict[str, Any] = {}
-    for c in choices:
-        node = out
-        parts = c.key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = c.value
-    return out
+    return [Choice("net", net, f"{why}: {measured}" if measured else why),
+            *recipes.images(dev.kind == "cpu", batch, measured is not None)]
 
 
 def format_choices(choices: list[Choice], overridden: set[str]) -> str:

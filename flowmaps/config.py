@@ -18,6 +18,7 @@ import yaml
 from .errors import ConfigError
 from .jvp import MAP_JVP_BACKENDS
 from .losses.objective import METHODS, ObjectiveConfig
+from .recipes import PRESETS
 from .train.ema import RAW, ema_name, parse_power, sigma_rel_to_gamma
 from .train.schedule import SCHEDULES, LRSchedule
 
@@ -470,91 +471,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def dump_yaml(cfg: Config) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-
-
-# -- presets ---------------------------------------------------------------------------------------
-_EDM2_CIFAR = {"kind": "edm2", "model_channels": 128, "channel_mult": [2, 2, 2], "num_blocks": 4,
-               "attn_resolutions": [16], "dropout": 0.13, "learned_weight": True}
-_EDM2_64 = {"kind": "edm2", "model_channels": 128, "channel_mult": [1, 2, 3, 4], "num_blocks": 3,
-            "attn_resolutions": [16, 8], "dropout": 0.0, "learned_weight": True}
-_PAPER_SCHEDULE = {"schedule": "inverse_sqrt", "warmup": 0.0, "lr_decay_steps": 35000, "ema_sigma_rel": [], "ema_snapshots": 0,
-                   "skip_spikes": 0.0, "recover": 0}
-_PAPER_IMAGES = {"lr": 1e-2, "grad_clip": 1.0, "ema": [0.999, 0.9999], "ckpt_every": 5000, **_PAPER_SCHEDULE}
-
-PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "checker": ("the paper's checkerboard (Table 2): MLP 512 x 4, batch 100k, 150k steps, lr 1e-3, clip 10, EMA 0.999", {
-        "method": "lsd", "sigma": "adaptive", "data": {"name": "checker"},
-        "net": {"kind": "mlp", "width": 512, "depth": 4},
-        "loss": {"eta": 0.75, "weighting": "constant", "constant_weight": 1.0},
-        "train": {"steps": 150000, "batch_size": 100000, "lr": 1e-3, "grad_clip": 10.0,
-                  "ema": [0.999], "ckpt_every": 5000, **_PAPER_SCHEDULE},
-        "eval": {"ema": 0.999, "num_samples": 64000},
-    }),
-    "cifar10": ("the paper's CIFAR-10 (Table 2): EDM2 UNet 54.7M, batch 512, 400k steps, lr 1e-2, clip 1, EMA 0.9999", {
-        "method": "lsd", "sigma": 0.5, "data": {"name": "cifar10"}, "net": _EDM2_CIFAR,
-        "train": {"steps": 400000, "batch_size": 512, **_PAPER_IMAGES},
-        "eval": {"ema": 0.9999, "num_samples": 50000, "metrics": ["fid"], "batch_size": 500},
-    }),
-    "celeba64": ("the paper's CelebA-64 (Table 2): EDM2 UNet 124M in bf16, batch 256, 800k steps, lr 1e-2", {
-        "method": "lsd", "sigma": 0.5, "data": {"name": "celeba64"}, "net": _EDM2_64,
-        "train": {"steps": 800000, "batch_size": 256, "precision": "bf16", **_PAPER_IMAGES},
-        "eval": {"ema": 0.9999, "num_samples": 50000, "metrics": ["fid"], "batch_size": 250},
-    }),
-    "afhq64": ("the paper's AFHQ-64 (Table 2): EDM2 UNet 124M in bf16, batch 256, 800k steps, lr 1e-2", {
-        "method": "lsd", "sigma": 0.5, "data": {"name": "afhq64"}, "net": _EDM2_64,
-        "train": {"steps": 800000, "batch_size": 256, "precision": "bf16", **_PAPER_IMAGES},
-        "eval": {"ema": 0.9999, "num_samples": 50000, "metrics": ["fid"], "batch_size": 250},
-    }),
-    "checker-cpu": ("the main job: LSD on the checkerboard, the recipe measured for a few minutes on 2 CPU cores", {
-        "method": "lsd", "sigma": "adaptive", "data": {"name": "checker"},
-        "net": {"kind": "mlp", "width": 256, "depth": 4, "activation": "silu"},
-        "loss": {"eta": 0.75, "weighting": "none", "curriculum_fm": 0.15, "curriculum_ramp": 0.15,
-                 "coupling": "minibatch_ot", "coupling_chunk": 64},
-        "train": {"steps": 8000, "batch_size": 2048, "lr": 4e-3, "betas": [0.9, 0.95], "schedule": "wsd", "warmup": 0.02, "decay": 0.3,
-                  "grad_clip": 10.0, "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16,
-                  "precision": "auto", "ckpt_every": 1000, "log_every": 100},
-        "eval": {"ema": "auto", "num_samples": 64000},
-    }),
-    "digits-cpu": ("LSD on scikit-learn's 8x8 digits with a small EDM2 UNet (about 12 minutes on 2 CPU cores)", {
-        "method": "lsd", "sigma": 0.5, "data": {"name": "digits"},
-        "net": {"kind": "edm2", "model_channels": 32, "channel_mult": [1, 2], "num_blocks": 1,
-                "attn_resolutions": [4], "channels_per_head": 32, "dropout": 0.0, "learned_weight": True},
-        "loss": {"curriculum_fm": 0.15, "curriculum_ramp": 0.15},
-        "train": {"steps": 2200, "batch_size": 128, "lr": 5e-3, "betas": [0.9, 0.99], "schedule": "wsd", "warmup": 0.02,
-                  "decay": 0.3, "grad_clip": 1.0, "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16,
-                  "ckpt_every": 500, "log_every": 100},
-        "eval": {"ema": "auto", "num_samples": 1797, "batch_size": 512},
-    }),
-    "digits-dit-cpu": ("LSD on the 8x8 digits with a small DiT (4 x 4 tokens of 2 x 2 pixels, QK-norm), a 9-minute "
-                       "training budget (its 6-minute run took 6.6 minutes with evaluation on 2 CPU cores)", {
-        "method": "lsd", "sigma": 0.5, "data": {"name": "digits"},
-        "net": {"kind": "dit", "width": 128, "depth": 6, "heads": 4, "patch_size": 2, "learned_weight": True},
-        "loss": {"curriculum_fm": 0.15, "curriculum_ramp": 0.15},
-        "train": {"minutes": 9.0, "batch_size": 128, "lr": 1e-3, "betas": [0.9, 0.99], "schedule": "wsd", "warmup": 0.02,
-                  "decay": 0.3, "grad_clip": 1.0, "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16,
-                  "precision": "auto", "ckpt_every": 500, "log_every": 100},
-        "eval": {"ema": "auto", "num_samples": 1797, "batch_size": 512},
-    }),
-    "digits-cond-cpu": ("class-conditional, guided LSD on the 8x8 digits (App. F.5): sample a class with a guidance "
-                        "scale in one step (about 14 minutes on 2 CPU cores, evaluation at four guidance scales included)", {
-        "method": "lsd", "sigma": 0.5, "data": {"name": "digits", "conditional": True, "label_dropout": 0.1},
-        "net": {"kind": "edm2", "model_channels": 32, "channel_mult": [1, 2], "num_blocks": 1,
-                "attn_resolutions": [4], "channels_per_head": 32, "dropout": 0.0, "learned_weight": True},
-        "loss": {"curriculum_fm": 0.15, "curriculum_ramp": 0.15, "guidance_max": 4.0},
-        "train": {"steps": 2000, "batch_size": 128, "lr": 5e-3, "betas": [0.9, 0.99], "schedule": "wsd", "warmup": 0.02,
-                  "decay": 0.3, "grad_clip": 1.0, "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16,
-                  "ckpt_every": 500, "log_every": 100},
-        "eval": {"ema": "auto", "num_samples": 1800, "batch_size": 512, "guidance": [1.5, 2.0, 3.0]},
-    }),
-    "gaussian": ("LSD on a 2-D anisotropic Gaussian with a known flow map (seconds on a CPU)", {
-        "method": "lsd", "sigma": 1.0, "data": {"name": "gaussian"},
-        "net": {"kind": "mlp", "width": 64, "depth": 2},
-        "loss": {"weighting": "none"},
-        "train": {"steps": 1500, "batch_size": 512, "lr": 2e-3, "schedule": "wsd", "grad_clip": 10.0,
-                  "ema": [], "ema_sigma_rel": [0.05, 0.1], "ema_snapshots": 16, "ckpt_every": 500, "log_every": 100},
-        "eval": {"ema": "auto", "num_samples": 20000},
-    }),
-}
 
 
 def preset(name: str) -> dict[str, Any]:

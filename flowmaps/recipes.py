@@ -1,0 +1,222 @@
+"""Recipes: the numbers of the named presets and of ``flowmaps train --data``'s choices, each once.
+
+A fragment is a list of :class:`Choice` (a dotted config key, its value and why). The same
+fragments serve two uses. ``--data`` (:mod:`flowmaps.autoconfig`) prints each choice with its
+reason. The CPU presets are fragments turned into a config layer (:func:`as_layer`) plus the
+keys of their own. So ``checker-cpu`` is the 2-D points recipe on a CPU, and ``digits-cpu`` the
+image recipe. The paper's presets are spelled out as Table 2 gives them. The values were
+measured (``benchmarks/recipe_study.py`` and benchmarks/README.md); the reasons say how.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Choice:
+    """One automatic setting: a dotted config key, its value and why."""
+
+    key: str
+    value: Any
+    why: str
+
+
+def as_layer(choices: list[Choice]) -> dict[str, Any]:
+    """The choices as a config layer (nested dict) for :func:`flowmaps.config.build_config`."""
+    out: dict[str, Any] = {}
+    for c in choices:
+        node = out
+        parts = c.key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = copy.deepcopy(c.value)
+    return out
+
+
+def merged(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Config layers merged key by key, later ones winning (nested dicts merge, others replace)."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for k, v in layer.items():
+            out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+# -- fragments -------------------------------------------------------------------------------------
+def self_distillation() -> list[Choice]:
+    """The method, schedule, weight averages and precision of every recipe made for a budget."""
+    return [
+        Choice("method", "lsd", "Lagrangian self-distillation: the paper's best at few steps"),
+        Choice("train.schedule", "wsd", "warm-up, constant, linear decay to zero: beat cosine and inverse-sqrt"),
+        Choice("train.ema_sigma_rel", [0.05, 0.1], "power EMAs that fit any run length; evaluation picks the best"),
+        Choice("train.ema_snapshots", 16, "snapshots for post-hoc EMA reconstruction ('flowmaps ema')"),
+        Choice("eval.ema", "auto", "best of raw, tracked and reconstructed EMAs on a quick metric"),
+        Choice("train.precision", "auto", "bfloat16 where the device runs it fast"),
+    ]
+
+
+def coupling(name: str) -> Choice:
+    """Minibatch OT, except on the sets scored against the independent coupling's exact map."""
+    if name in ("gaussian", "gmm"):
+        return Choice("loss.coupling", "independent", "the exact map this set is scored against is the independent "
+                                                      "coupling's (the paper's)")
+    return Choice("loss.coupling", "minibatch_ot", "straighter paths: the main job's KL at N = 1 / 4 went from "
+                                                   "0.26 / 0.19 to 0.16 / 0.10")
+
+
+def points(name: str, dim: int, cpu: bool, processes: int = 1) -> list[Choice]:
+    """Points [N, dim] (``name``: a 2-D set, or ``points`` for a user's file): the MLP, its loss
+    and optimiser (the main job's recipe, measured at a few CPU minutes)."""
+    width = 256 if dim <= 8 else min(1024, 256 * (1 + dim // 16))
+    batch = 2048 if cpu else 8192
+    return [
+        Choice("net.kind", "mlp", f"{dim}-dimensional points"),
+        Choice("net.width", width, "256 fits 2-D sets in minutes; wider for more dimensions"),
+        Choice("net.depth", 4, "the paper's checkerboard depth"),
+        Choice("net.activation", "silu", "measured as good as GELU at the same step time; the recipe was tuned with it"),
+        coupling(name),
+        Choice("sigma", "adaptive", "noise scale = the data's standard deviation (the paper, 2-D)" if name != "points" else
+               "noise scale = the standardised data's standard deviation"),
+        Choice("loss.eta", 0.75, "the paper's split; 0.5 measured no better at N = 1 and worse at N >= 4"),
+        Choice("loss.weighting", "none", "plain squared residuals"),
+        Choice("train.batch_size", batch if cpu else batch * processes,
+               "beat 1,024 and 4,096 at an equal CPU budget" if cpu else "per GPU step"),
+        Choice("train.lr", 4e-3, "RAdam; 1e-3, 2e-3 and 8e-3 measured worse at this budget"),
+        Choice("train.betas", [0.9, 0.95], "beta2 0.95 learns faster in a short run than 0.999 or 0.99"),
+        Choice("loss.curriculum_fm", 0.15, "App. F.2: flow matching alone for the first 15% (cheaper steps)"),
+        Choice("loss.curriculum_ramp", 0.15, "then jumps grow to the full triangle over 15%"),
+        Choice("train.grad_clip", 10.0, "the paper's clip for the MLP"),
+        *([] if name == "points" else [Choice("eval.num_samples", 64000 if name == "checker" else 20000,
+                                              "samples per evaluation")]),
+    ]
+
+
+def unet_like_schedule(cpu: bool, clip_why: str) -> list[Choice]:
+    """The curriculum, clipping, checkpoints and evaluated step counts of image and array data."""
+    return [
+        Choice("loss.curriculum_fm", 0.15, "App. F.2: flow matching alone for the first 15% (cheaper steps)"),
+        Choice("loss.curriculum_ramp", 0.15, "then jumps grow to the full triangle over 15%"),
+        Choice("train.grad_clip", 1.0, clip_why),
+        Choice("train.ckpt_every", 500, "checkpoints"),
+        Choice("eval.steps", [1, 2, 4] if cpu else [1, 2, 4, 8], "step counts to evaluate"),
+    ]
+
+
+def images(cpu: bool, batch: int, measured: bool = False) -> list[Choice]:
+    """Images with an EDM2 UNet (the network itself is chosen by :mod:`flowmaps.autoconfig`):
+    loss, optimiser, schedule and evaluation; ``measured``: the batch was chosen by timing."""
+    return [
+        Choice("sigma", 0.5, "images scaled to [-1, 1]: the EDM2 data std"),
+        Choice("loss.eta", 0.75, "the paper's split for images"),
+        Choice("loss.weighting", "auto", "the learned loss weight w_{s,t} of the UNet's head (eq 19)"),
+        Choice("train.batch_size", batch, ("measured with the UNet" if measured else "fits the budget on a CPU")
+               if cpu else "per GPU step"),
+        Choice("train.lr", 5e-3, "RAdam with clip 1 (EDM2-style UNet)"),
+        Choice("train.betas", [0.9, 0.99], "beta2 0.99 (EDM2's): digits at N = 1 went from 55 to 44 with it and the curriculum"),
+        *unet_like_schedule(cpu, "the paper's clip for images"),
+        Choice("eval.num_samples", 300 if cpu else 10000,
+               "samples per N: Inception features cost about 0.1 s an image on a CPU (FID on few samples is biased upward)"
+               if cpu else "samples per N (FID on few samples is biased upward)"),
+        Choice("eval.batch_size", 250, "sampling batch"),
+    ]
+
+
+def transformer_optimiser() -> list[Choice]:
+    """RAdam for the DiT."""
+    return [
+        Choice("train.lr", 1e-3, "RAdam; transformers train at a smaller rate than the EDM2 UNet's 5e-3"),
+        Choice("train.betas", [0.9, 0.99], "as for images"),
+    ]
+
+
+def arrays(cpu: bool) -> list[Choice]:
+    """Arrays of any shape (the network, a DiT or the points MLP, is chosen by autoconfig)."""
+    return [
+        Choice("sigma", 1.0, "arrays are normalised per channel to mean 0 and std 1"),
+        Choice("loss.eta", 0.75, "the paper's split"),
+        Choice("loss.weighting", "auto", "the learned loss weight w_{s,t} (eq 19)"),
+        Choice("train.batch_size", 128 if cpu else 256, "fits the budget on a CPU" if cpu else "per GPU step"),
+        *transformer_optimiser(),
+        *unet_like_schedule(cpu, "as for images"),
+        Choice("eval.num_samples", 2000 if cpu else 10000, "samples per N for the array distances"),
+    ]
+
+
+# -- presets ---------------------------------------------------------------------------------------
+_EDM2_CIFAR = {"kind": "edm2", "model_channels": 128, "channel_mult": [2, 2, 2], "num_blocks": 4,
+               "attn_resolutions": [16], "dropout": 0.13, "learned_weight": True}
+_EDM2_64 = {"kind": "edm2", "model_channels": 128, "channel_mult": [1, 2, 3, 4], "num_blocks": 3,
+            "attn_resolutions": [16, 8], "dropout": 0.0, "learned_weight": True}
+_PAPER_SCHEDULE = {"schedule": "inverse_sqrt", "warmup": 0.0, "lr_decay_steps": 35000, "ema_sigma_rel": [], "ema_snapshots": 0,
+                   "skip_spikes": 0.0, "recover": 0}
+_PAPER_IMAGES = {"lr": 1e-2, "grad_clip": 1.0, "ema": [0.999, 0.9999], "ckpt_every": 5000, **_PAPER_SCHEDULE}
+_DIGITS_UNET = {"kind": "edm2", "model_channels": 32, "channel_mult": [1, 2], "num_blocks": 1,
+                "attn_resolutions": [4], "channels_per_head": 32, "dropout": 0.0, "learned_weight": True}
+_DIGITS_EVAL = {"ema": "auto", "num_samples": 1797, "batch_size": 512, "steps": [1, 2, 4, 8, 16]}
+"""The digits presets score all 1,797 digits at every N (the image fragment's CPU evaluation is
+sized for Inception features, which the digits' own classifier does not need)."""
+
+
+def _digits(steps_or_minutes: dict[str, Any], net: dict[str, Any], optimiser: list[Choice],
+            extra: dict[str, Any]) -> dict[str, Any]:
+    """A digits preset: the image recipe on a CPU (with ``optimiser`` in place of the UNet's for
+    another network) in float32 unless ``extra`` says otherwise."""
+    base = as_layer([*self_distillation(), *images(cpu=True, batch=128), *optimiser])
+    return merged(base, {"sigma": 0.5, "data": {"name": "digits"}, "net": net,
+                         "train": {"precision": "fp32", "log_every": 100, **steps_or_minutes},
+                         "eval": _DIGITS_EVAL}, extra)
+
+
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "checker": ("the paper's checkerboard (Table 2): MLP 512 x 4, batch 100k, 150k steps, lr 1e-3, clip 10, EMA 0.999", {
+        "method": "lsd", "sigma": "adaptive", "data": {"name": "checker"},
+        "net": {"kind": "mlp", "width": 512, "depth": 4},
+        "loss": {"eta": 0.75, "weighting": "constant", "constant_weight": 1.0},
+        "train": {"steps": 150000, "batch_size": 100000, "lr": 1e-3, "grad_clip": 10.0,
+                  "ema": [0.999], "ckpt_every": 5000, **_PAPER_SCHEDULE},
+        "eval": {"ema": 0.999, "num_samples": 64000},
+    }),
+    "cifar10": ("the paper's CIFAR-10 (Table 2): EDM2 UNet 54.7M, batch 512, 400k steps, lr 1e-2, clip 1, EMA 0.9999", {
+        "method": "lsd", "sigma": 0.5, "data": {"name": "cifar10"}, "net": _EDM2_CIFAR,
+        "train": {"steps": 400000, "batch_size": 512, **_PAPER_IMAGES},
+        "eval": {"ema": 0.9999, "num_samples": 50000, "metrics": ["fid"], "batch_size": 500},
+    }),
+    "celeba64": ("the paper's CelebA-64 (Table 2): EDM2 UNet 124M in bf16, batch 256, 800k steps, lr 1e-2", {
+        "method": "lsd", "sigma": 0.5, "data": {"name": "celeba64"}, "net": _EDM2_64,
+        "train": {"steps": 800000, "batch_size": 256, "precision": "bf16", **_PAPER_IMAGES},
+        "eval": {"ema": 0.9999, "num_samples": 50000, "metrics": ["fid"], "batch_size": 250},
+    }),
+    "afhq64": ("the paper's AFHQ-64 (Table 2): EDM2 UNet 124M in bf16, batch 256, 800k steps, lr 1e-2", {
+        "method": "lsd", "sigma": 0.5, "data": {"name": "afhq64"}, "net": _EDM2_64,
+        "train": {"steps": 800000, "batch_size": 256, "precision": "bf16", **_PAPER_IMAGES},
+        "eval": {"ema": 0.9999, "num_samples": 50000, "metrics": ["fid"], "batch_size": 250},
+    }),
+    "checker-cpu": ("the main job: LSD on the checkerboard, the recipe measured for a few minutes on 2 CPU cores", merged(
+        as_layer([*self_distillation(), *points("checker", 2, cpu=True)]),
+        {"data": {"name": "checker"}, "train": {"steps": 8000, "ckpt_every": 1000, "log_every": 100}},
+    )),
+    "digits-cpu": ("LSD on scikit-learn's 8x8 digits with a small EDM2 UNet (about 12 minutes on 2 CPU cores)", _digits(
+        {"steps": 2200}, _DIGITS_UNET, [], {},
+    )),
+    "digits-dit-cpu": ("LSD on the 8x8 digits with a small DiT (4 x 4 tokens of 2 x 2 pixels, QK-norm), a 9-minute "
+                       "training budget (its 6-minute run took 6.6 minutes with evaluation on 2 CPU cores)", _digits(
+        {"minutes": 9.0, "precision": "auto"},
+        {"kind": "dit", "width": 128, "depth": 6, "heads": 4, "patch_size": 2, "learned_weight": True},
+        transformer_optimiser(), {},
+    )),
+    "digits-cond-cpu": ("class-conditional, guided LSD on the 8x8 digits (App. F.5): sample a class with a guidance "
+                        "scale in one step (about 14 minutes on 2 CPU cores, evaluation at four guidance scales included)",
+                        _digits({"steps": 2000}, _DIGITS_UNET, [], {
+                            "data": {"conditional": True, "label_dropout": 0.1}, "loss": {"guidance_max": 4.0},
+                            "eval": {"num_samples": 1800, "guidance": [1.5, 2.0, 3.0]}})),
+    "gaussian": ("LSD on a 2-D anisotropic Gaussian with a known flow map (seconds on a CPU)", merged(
+        as_layer(self_distillation()),
+        {"sigma": 1.0, "data": {"name": "gaussian"}, "net": {"kind": "mlp", "width": 64, "depth": 2},
+         "loss": {"weighting": "none"},
+         "train": {"steps": 1500, "batch_size": 512, "lr": 2e-3, "grad_clip": 10.0, "precision": "fp32",
+                   "ckpt_every": 500, "log_every": 100},
+         "eval": {"num_samples": 20000}},
+    )),
+}

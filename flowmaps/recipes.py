@@ -4,14 +4,17 @@ A fragment is a list of :class:`Choice` (a dotted config key, its value and why)
 fragments serve two uses. ``--data`` (:mod:`flowmaps.autoconfig`) prints each choice with its
 reason. The CPU presets are fragments turned into a config layer (:func:`as_layer`) plus the
 keys of their own. So ``checker-cpu`` is the 2-D points recipe on a CPU, and ``digits-cpu`` the
-image recipe. The paper's presets are spelled out as Table 2 gives them. The values were
-measured (``benchmarks/recipe_study.py`` and benchmarks/README.md); the reasons say how.
+image recipe. The paper's presets are spelled out as Table 2 gives them; their UNets are
+:data:`flowmaps.nets.edm2.PRESETS`. The values were measured (``benchmarks/recipe_study.py``
+and benchmarks/README.md); the reasons say how.
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
 from typing import Any
+
+from .nets.edm2 import PRESETS as EDM2_PRESETS
 
 
 @dataclass
@@ -145,10 +148,15 @@ def arrays(cpu: bool) -> list[Choice]:
 
 
 # -- presets ---------------------------------------------------------------------------------------
-_EDM2_CIFAR = {"kind": "edm2", "model_channels": 128, "channel_mult": [2, 2, 2], "num_blocks": 4,
-               "attn_resolutions": [16], "dropout": 0.13, "learned_weight": True}
-_EDM2_64 = {"kind": "edm2", "model_channels": 128, "channel_mult": [1, 2, 3, 4], "num_blocks": 3,
-            "attn_resolutions": [16, 8], "dropout": 0.0, "learned_weight": True}
+def _paper_unet(name: str) -> dict[str, Any]:
+    """The ``net`` section of the paper's UNet ``name`` (:data:`flowmaps.nets.edm2.PRESETS`)."""
+    arch = EDM2_PRESETS[name]
+    keys = ("model_channels", "channel_mult", "num_blocks", "attn_resolutions", "dropout", "learned_weight")
+    return {"kind": "edm2", **{k: copy.deepcopy(getattr(arch, k)) for k in keys}}
+
+
+_EDM2_CIFAR = _paper_unet("cifar10")
+_EDM2_64 = _paper_unet("64x64")
 _PAPER_SCHEDULE = {"schedule": "inverse_sqrt", "warmup": 0.0, "lr_decay_steps": 35000, "ema_sigma_rel": [], "ema_snapshots": 0,
                    "skip_spikes": 0.0, "recover": 0}
 _PAPER_IMAGES = {"lr": 1e-2, "grad_clip": 1.0, "ema": [0.999, 0.9999], "ckpt_every": 5000, **_PAPER_SCHEDULE}

@@ -14,8 +14,7 @@ import torch
 from .config import build_config
 from .losses.curriculum import FULL
 from .losses.objective import Objective
-from .nets.mp import force_normalize
-from .train.builders import build_flow_map
+from .train.builders import NETWORK_FAMILIES, build_flow_map
 
 
 def step_seconds(layer: dict[str, Any], shape: tuple[int, ...], sigma: float, repeats: int = 2) -> float:
@@ -27,6 +26,7 @@ def step_seconds(layer: dict[str, Any], shape: tuple[int, ...], sigma: float, re
     try:
         torch.manual_seed(0)
         fm = build_flow_map(cfg, shape, 0, sigma)
+        family = NETWORK_FAMILIES[cfg.net.kind]
         objective = Objective(cfg.objective_config(), sigma)
         opt = torch.optim.RAdam(fm.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas))
         gen = torch.Generator().manual_seed(0)
@@ -38,8 +38,8 @@ def step_seconds(layer: dict[str, Any], shape: tuple[int, ...], sigma: float, re
             objective(fm, x1, {}, gen, FULL).loss.backward()
             torch.nn.utils.clip_grad_norm_(fm.parameters(), cfg.train.grad_clip)
             opt.step()
-            if cfg.net.kind == "edm2":
-                force_normalize(fm)
+            if family.after_step is not None:
+                family.after_step(fm)
             if i:
                 best = min(best, time.perf_counter() - t0)
         return best

@@ -30,7 +30,6 @@ from ..flow_map import FlowMap
 from ..interpolants import get_interpolant
 from ..losses.curriculum import FULL, CurriculumStage
 from ..losses.objective import Objective, Teacher
-from ..nets.mp import force_normalize
 from ..run_folder import RunFolder
 from . import distributed as D
 from .budget import (
@@ -42,7 +41,7 @@ from .budget import (
     planned_snapshot_steps,
     total_at,
 )
-from .builders import build_data, build_flow_map, count_parameters, resolve_run_sigma
+from .builders import NETWORK_FAMILIES, build_data, build_flow_map, count_parameters, resolve_run_sigma
 from .checkpoint import clear_stale_temporaries, latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from .ema import EMA
 from .schedule import LRSchedule
@@ -68,7 +67,7 @@ def auto_precision(device: torch.device, net_kind: str) -> str:
     """
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu" and net_kind in ("mlp", "dit"):
+    if device.type == "cpu" and NETWORK_FAMILIES[net_kind].cpu_bf16:
         try:
             fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         except (AttributeError, RuntimeError):
@@ -130,6 +129,7 @@ class Trainer:
         if not resume and ckpt is not None:
             raise FileExistsError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
 
+        self.family = NETWORK_FAMILIES[cfg.net.kind]
         if cfg.train.precision == "auto":
             cfg.train.precision = auto_precision(self.device, cfg.net.kind)
         if self.dist.is_main:
@@ -264,7 +264,7 @@ class Trainer:
 
     # -- one step ----------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.cfg.train.precision == "bf16" and self.cfg.net.kind in ("mlp", "dit"):
+        if self.cfg.train.precision == "bf16" and self.family.autocast:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -308,8 +308,8 @@ class Trainer:
         spike = finite and is_spike(grad_norm, self.grad_history, cfg.train.skip_spikes)
         if finite and not spike:
             self.opt.step()
-            if cfg.net.kind == "edm2":
-                force_normalize(self.fm)
+            if self.family.after_step is not None:
+                self.family.after_step(self.fm)
             self.ema.update(self.fm)
             self.bad_steps = 0
             self.grad_history = (self.grad_history + [grad_norm])[-SPIKE_WINDOW:]

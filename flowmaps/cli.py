@@ -422,7 +422,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.heldout:
         from .inputs import read_inputs
 
-        heldout = read_inputs(args.heldout, run.shape)[0]
+        heldout = read_inputs(args.heldout, run.shape, "--heldout")[0]
     folder = RunFolder(run.path)
     marginals = folder.audit_marginals if len(run.shape) == 1 else None
     audit = audit_run(run, args.steps, args.num, heldout, args.seed, marginals=marginals)

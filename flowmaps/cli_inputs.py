@@ -166,7 +166,7 @@ def _read_mask(path: str, x: Tensor) -> Tensor:
     if p.suffix == ".npy" and p.is_file():
         m = torch.as_tensor(np.load(p), dtype=torch.float32)
     else:
-        m = (read_inputs(p, tuple(x.shape[1:]))[0] > 0).float()
+        m = (read_inputs(p, tuple(x.shape[1:]), "--mask")[0] > 0).float()
     if tuple(m.shape) not in (tuple(x.shape[1:]), tuple(x.shape)) and not (m.ndim == x.ndim and m.shape[0] == 1):
         raise InputError(f"--mask {path!r} has shape {list(m.shape)}; give one input's shape {list(x.shape[1:])} or all of "
                          f"{list(x.shape)}")

@@ -24,17 +24,18 @@ def _need(shape: tuple[int, ...]) -> str:
     return f"[N, {', '.join(map(str, shape))}]"
 
 
-def read_inputs(path: str | Path, shape: tuple[int, ...]) -> tuple[Tensor, list[str]]:
-    """(inputs [B, *shape] float32, one name per input) from ``path`` for a run with data ``shape``."""
+def read_inputs(path: str | Path, shape: tuple[int, ...], flag: str = "--input") -> tuple[Tensor, list[str]]:
+    """(inputs [B, *shape] float32, one name per input) from ``path`` for a run with data ``shape``;
+    errors name the command-line ``flag`` that gave the path."""
     p = Path(path)
     if not p.exists():
-        raise InputError(f"--input {str(p)!r} does not exist")
+        raise InputError(f"{flag} {str(p)!r} does not exist")
     if p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES:
         if len(shape) != 3:
-            raise InputError(f"--input {str(p)!r} holds images, but this run's data are {_need(shape)}: give a .npy or .csv")
+            raise InputError(f"{flag} {str(p)!r} holds images, but this run's data are {_need(shape)}: give a .npy or .csv")
         files = list_images(p) if p.is_dir() else [p]
         if not files:
-            raise InputError(f"--input {str(p)!r}: no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+            raise InputError(f"{flag} {str(p)!r}: no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder")
         arr = np.stack([read_image(f, shape[1], shape[0]) for f in files])
         names = [str(f.relative_to(p)) if p.is_dir() else f.name for f in files]
         return torch.from_numpy(arr).float().div_(127.5).sub_(1.0), names
@@ -47,13 +48,13 @@ def read_inputs(path: str | Path, shape: tuple[int, ...]) -> tuple[Tensor, list[
 
         arr = load_points(p, training=False)[0].numpy()
     else:
-        raise InputError(f"--input {str(p)!r}: use a .npy or .csv file, an image file or a folder of images")
+        raise InputError(f"{flag} {str(p)!r}: use a .npy or .csv file, an image file or a folder of images")
     if tuple(arr.shape) == shape:
         arr = arr[None]
     if tuple(arr.shape[1:]) != shape:
-        raise InputError(f"--input {str(p)!r} has shape {list(arr.shape)}; this run needs {_need(shape)}")
+        raise InputError(f"{flag} {str(p)!r} has shape {list(arr.shape)}; this run needs {_need(shape)}")
     if not np.isfinite(arr).all():
-        raise InputError(f"--input {str(p)!r} contains NaN or Inf values")
+        raise InputError(f"{flag} {str(p)!r} contains NaN or Inf values")
     return torch.as_tensor(np.asarray(arr, dtype=np.float32)), [str(i) for i in range(arr.shape[0])]
 
 

@@ -121,3 +121,11 @@ def test_image_run_reads_and_writes_folders(tmp_path, capsys):
     assert np.abs(restored[:, :4].astype(int) - original[:, :4]).max() <= 1  # the known half is kept
     assert main(["score", "--run", str(run), "--input", str(src), "--draws", "1", "--out", str(tmp_path / "s.csv")]) == 0
     assert [r["name"] for r in csv.DictReader((tmp_path / "s.csv").read_text().splitlines())] == ["a/0.png", "a/1.png", "a/2.png"]
+
+
+def test_a_mask_file_of_the_wrong_shape_is_named_as_the_mask(runs, tmp_path, capsys):
+    (tmp_path / "m.csv").write_text("a,b,c\n1,0,1\n0,1,1\n")
+    assert main(["edit", "--run", str(runs / "fwd"), "--input", str(runs / "x.npy"), "--mask", str(tmp_path / "m.csv"),
+                 "--steps", "1", "--out", str(tmp_path / "y.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"flowmaps: error: --mask {str(tmp_path / 'm.csv')!r}") and len(err.strip().splitlines()) == 1

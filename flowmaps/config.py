@@ -11,13 +11,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
 from .errors import ConfigError
-from .jvp import MAP_JVP_BACKENDS
-from .losses.objective import METHODS, ObjectiveConfig
+from .losses.objective import METHODS, LossConfig, ObjectiveConfig
 from .recipes import PRESETS
 from .train.ema import RAW, ema_name, parse_power, sigma_rel_to_gamma
 from .train.schedule import SCHEDULES, LRSchedule
@@ -87,33 +86,6 @@ class NetConfig:
     heads: int = 4
     patch_size: int = 2
     qk_norm: bool = True
-
-
-@dataclass
-class LossConfig:
-    """Options of :class:`flowmaps.losses.ObjectiveConfig` (the method is the top-level key)."""
-
-    eta: float = 0.75
-    full_square: bool = False
-    weighting: str = "auto"
-    constant_weight: float = 1.0
-    adaptive_power: float = 1.0
-    adaptive_eps: float = 1e-3
-    time_sampling: str = "uniform"
-    time_mu: float = 0.0
-    time_std: float = 1.0
-    reduction: str = "batch"
-    jvp_backend: str = "auto"
-    esd_stopgrad: str = "full"
-    ct_delta: float = 1.0 / 64
-    shortcut_max_steps: int = 128
-    pfmm_gamma: str = "uniform"
-    curriculum_fm: float = 0.0
-    curriculum_ramp: float = 0.0
-    guidance_max: float = 0.0
-    guidance_sampling: str = "uniform"
-    coupling: str = "independent"
-    coupling_chunk: int = 64
 
 
 @dataclass
@@ -238,16 +210,8 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "net.kind": ("mlp", "edm2", "dit"),
     "net.activation": ("gelu", "silu", "gelu_tanh"),
     "net.time_input": ("s_t", "s_dt"),
-    "loss.weighting": ("auto", "learned", "constant", "adaptive", "none"),
-    "loss.reduction": ("batch", "sum_of_means"),
-    "loss.jvp_backend": ("auto", *MAP_JVP_BACKENDS),
-    "loss.esd_stopgrad": ("full", "convex", "none", "semigradient"),
-    "loss.pfmm_gamma": ("uniform", "midpoint"),
     "train.precision": ("fp32", "bf16", "auto"),
     "train.schedule": SCHEDULES,
-    "loss.time_sampling": ("uniform", "logit_normal", "uniform_gap"),
-    "loss.coupling": ("independent", "minibatch_ot"),
-    "loss.guidance_sampling": ("uniform", "log_uniform"),
 }
 
 
@@ -258,6 +222,11 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
+    if origin is Literal:  # a closed set of choices (the loss options declare theirs in their types)
+        choices = typing.get_args(tp)
+        if value in choices:
+            return value
+        raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(map(str, choices))}")
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:

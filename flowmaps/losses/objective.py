@@ -105,10 +105,10 @@ class Teacher:
 
 
 @dataclass
-class ObjectiveConfig:
-    """Options of :class:`Objective`.
+class LossConfig:
+    """The loss options, the ``loss:`` section of a run's config (:class:`ObjectiveConfig` adds
+    the method and the label dropout, which live elsewhere in the config).
 
-    method: a key of :data:`METHODS`.
     eta: fraction of the batch on the diagonal (paper 0.75); floor(eta B) samples, at least one
         of each kind when 0 < eta < 1. Forced to 1 for method "fm".
     full_square: sample (s, t) on [0,1]^2 instead of s <= t (maps that also jump backwards).
@@ -130,19 +130,16 @@ class ObjectiveConfig:
     curriculum_fm, curriculum_ramp: the App. F.2 curriculum as fractions of the run: flow matching
         only for the first ``curriculum_fm``, then the largest jump t - s grows linearly to 1 over
         the next ``curriculum_ramp`` (see :mod:`flowmaps.losses.curriculum`). Off (0, 0) by default.
-    coupling, coupling_chunk: how noise is paired with data (:mod:`flowmaps.coupling`):
-        ``independent`` (the paper) or ``minibatch_ot`` (exact assignment within chunks).
-    label_dropout: probability that a sample's label ``y`` becomes the null label (class-conditional
-        training; the unconditional velocity is learned from the dropped ones).
     guidance_max, guidance_sampling: a guided flow map (App. F.5, :mod:`flowmaps.losses.guided`):
         each off-diagonal sample draws its scale alpha in [0, guidance_max]
         (:func:`flowmaps.guidance.sample_guidance`); half of the diagonal runs at alpha = 1 (flow
         matching), the other half draws alpha and regresses on the guided target
         (:func:`flowmaps.guidance.guided_fm_correction`). 0: no guidance.
         Methods lsd, esd, psd-u and psd-m; needs labels and label_dropout > 0.
+    coupling, coupling_chunk: how noise is paired with data (:mod:`flowmaps.coupling`):
+        ``independent`` (the paper) or ``minibatch_ot`` (exact assignment within chunks).
     """
 
-    method: str = "lsd"
     eta: float = 0.75
     full_square: bool = False
     weighting: Literal["auto", "learned", "constant", "adaptive", "none"] = "auto"
@@ -160,11 +157,23 @@ class ObjectiveConfig:
     pfmm_gamma: Literal["uniform", "midpoint"] = "uniform"
     curriculum_fm: float = 0.0
     curriculum_ramp: float = 0.0
-    coupling: Literal["independent", "minibatch_ot"] = "independent"
-    coupling_chunk: int = 64
-    label_dropout: float = 0.0
     guidance_max: float = 0.0
     guidance_sampling: Literal["uniform", "log_uniform"] = "uniform"
+    coupling: Literal["independent", "minibatch_ot"] = "independent"
+    coupling_chunk: int = 64
+
+
+@dataclass
+class ObjectiveConfig(LossConfig):
+    """Options of :class:`Objective`: the loss options (:class:`LossConfig`), and
+
+    method: a key of :data:`METHODS`.
+    label_dropout: probability that a sample's label ``y`` becomes the null label (class-conditional
+        training; the unconditional velocity is learned from the dropped ones).
+    """
+
+    method: str = "lsd"
+    label_dropout: float = 0.0
 
     def validate(self) -> None:
         """Raise ValueError with the valid choices for any bad field."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FlowmapsError, InputError, MissingDataError, TrainingDiverged, UsageError
+from .errors import FlowmapsError, InputError, TrainingDiverged, UsageError
 from .run_folder import RunFolder
 
 
@@ -148,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.resume and not args.preset and not args.config:
         if not args.out:
             raise UsageError("--resume needs --out: the run folder to continue")
-        cfg_file = RunFolder(Path(args.out)).config
+        cfg_file = RunFolder(args.out).config
         if not cfg_file.is_file():
             raise UsageError(f"--resume: {cfg_file} does not exist; is {args.out} a run folder?")
         layers.append(load_yaml(cfg_file))
@@ -382,7 +382,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cfg.eval.num_samples = args.num
     try:
         source = build_data(cfg)
-    except (MissingDataError, FileNotFoundError) as e:
+    except FileNotFoundError as e:  # MissingDataError among them
         if len(run.shape) == 1:
             raise
         print(f"flowmaps: the training data is not available ({str(e).splitlines()[0]}); metrics that need it are skipped",
@@ -394,7 +394,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .run import weights_for
         from .train.checkpoint import latest_checkpoint, load_checkpoint
 
-        raw, flat, _ = load_checkpoint(latest_checkpoint(RunFolder(run.path).checkpoints))  # type: ignore[arg-type]
+        raw, flat, _ = load_checkpoint(latest_checkpoint(run.folder.checkpoints))  # type: ignore[arg-type]
         run.fm.load_state_dict(raw)
         cfg.eval.ema = "auto"
         run.ema, selection = choose_weights(run.fm, flat, cfg, source, run.sigma, run.shape, run.path)
@@ -405,9 +405,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                solvers=solvers, shape=run.shape, extra_provenance=_prov(cfg, run.step, run.ema, 1))
     if selection is not None:
         result["ema_selection"] = selection.as_dict()
-    write_eval(result, RunFolder(run.path).evaluation)
+    write_eval(result, run.folder.evaluation)
     print(format_table(result))
-    print(f"\nwrote {RunFolder(run.path).evaluation}")
+    print(f"\nwrote {run.folder.evaluation}")
     return 0
 
 
@@ -423,7 +423,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         from .inputs import read_inputs
 
         heldout = read_inputs(args.heldout, run.shape, "--heldout")[0]
-    folder = RunFolder(run.path)
+    folder = run.folder
     marginals = folder.audit_marginals if len(run.shape) == 1 else None
     audit = audit_run(run, args.steps, args.num, heldout, args.seed, marginals=marginals)
     write_audit(audit, folder.audit)
@@ -464,11 +464,11 @@ def cmd_ema(args: argparse.Namespace) -> int:
     from .train.snapshots import list_snapshots, reconstruct_emas
 
     run = load_run(args.run, ema="raw")
-    snap_dir = RunFolder(run.path).ema_snapshots
+    snap_dir = run.folder.ema_snapshots
     snaps = list_snapshots(snap_dir)
     if not snaps:
         raise UsageError(f"{args.run!r} has no EMA snapshots; train with train.ema_snapshots > 0 and train.ema_sigma_rel set")
-    out_dir = RunFolder(run.path).posthoc_ema
+    out_dir = run.folder.posthoc_ema
     out_dir.mkdir(exist_ok=True)
     try:
         rebuilt = reconstruct_emas(snap_dir, args.sigma_rel, args.step)

@@ -49,7 +49,7 @@ def ema_candidates(raw: dict[str, Tensor], ema_flat: dict[str, Tensor], run_dir:
     for name in flat_names(ema_flat):
         out[name] = unflatten(ema_flat, name)
     rebuilt: list[str] = []
-    snap_dir = RunFolder(Path(run_dir)).ema_snapshots if run_dir is not None else None
+    snap_dir = RunFolder(run_dir).ema_snapshots if run_dir is not None else None
     if snap_dir is not None and list_snapshots(snap_dir):
         wanted = [sr for sr in RECONSTRUCT_GRID if power_name(sr) not in out]
         for sr, (state, _) in zip(wanted, reconstruct_emas(snap_dir, wanted)):
@@ -137,7 +137,7 @@ def choose_weights(fm: FlowMap, ema_flat: dict[str, Tensor], cfg: Config, source
         candidates, rebuilt = ema_candidates(fm.state_dict(), ema_flat, run_dir)
         selection = select_ema(fm, candidates, cfg, source, sigma, shape, rebuilt)
         spec = selection.name
-        folder = RunFolder(Path(run_dir))
+        folder = RunFolder(run_dir)
         if folder.meta.is_file():
             folder.update_meta(ema_selected=spec, ema_selection=selection.as_dict())
     return spec, selection

@@ -239,23 +239,24 @@ def evaluate_flow_map(
             table[key][str(steps_n)] = row
             samples_for_plot[key][steps_n] = x[:20000] if len(shape) == 1 else x[:10]
     out_dir.mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(out_dir)
     if len(shape) == 1 and shape[0] == 2:
         lim = 1.2 if cfg.data.name == "checker" else float(reference.abs().max()) * 1.1 if reference is not None else None
-        plot_2d_grid(samples_for_plot, RunFolder(out_dir).samples(tag), lim=lim)
+        plot_2d_grid(samples_for_plot, folder.samples(tag), lim=lim)
     elif norm is not None:
         from .inputs import save_array_png
 
         for solver, per_n in samples_for_plot.items():
             name = solver.replace(", guidance ", "-guidance")
             try:
-                save_array_png(next(iter(per_n.values())), RunFolder(out_dir).samples(tag, name), cfg, shape,
+                save_array_png(next(iter(per_n.values())), folder.samples(tag, name), cfg, shape,
                                rows={f"N = {k}": v[:6] for k, v in per_n.items()})
             except InputError:  # image-shaped arrays without a decoder: no picture
                 pass
     elif len(shape) == 3:
         for solver, per_n in samples_for_plot.items():
             name = solver.replace(", guidance ", "-guidance")
-            plot_image_rows({f"N = {k}": v for k, v in per_n.items()}, RunFolder(out_dir).samples(tag, name))
+            plot_image_rows({f"N = {k}": v for k, v in per_n.items()}, folder.samples(tag, name))
     image_provenance: dict[str, Any] = {}
     if len(shape) == 3:
         from .metrics.images import PROVENANCE

@@ -97,9 +97,9 @@ def _curves_png(records: list[dict[str, Any]]) -> bytes:
 VERDICT_STYLE = {"good": "color:#070", "weak": "color:#a60", "failing": "color:#b00;font-weight:bold"}
 
 
-def _audit_section(root: Path) -> list[str]:
+def _audit_section(folder: RunFolder) -> list[str]:
     """The audit (``audit.json``, :mod:`flowmaps.audit`): one row per N and figure, with its verdict."""
-    path = RunFolder(root).audit
+    path = folder.audit
     if not path.is_file():
         return ["<h2>Audit</h2><p>Not audited yet: <code>flowmaps audit --run DIR</code> measures fidelity, coverage, "
                 "memorisation and validity against held-out data.</p>"]
@@ -119,7 +119,7 @@ def _audit_section(root: Path) -> list[str]:
     body = "".join("<tr>" + "".join(f"<td>{c if i == 4 else html.escape(_fmt(c))}</td>" for i, c in enumerate(r)) + "</tr>"
                    for r in rows)
     out.append(f"<table>{head}{body}</table>")
-    marginals = RunFolder(root).audit_marginals
+    marginals = folder.audit_marginals
     if marginals.is_file():
         out.append("<h3>Each column: training rows against samples</h3>" + _img(marginals.read_bytes(), "marginals"))
     return out
@@ -129,7 +129,7 @@ def build_report(run_dir: str | Path) -> str:
     """The HTML text of the report of run ``run_dir``."""
     import yaml
 
-    folder = RunFolder(Path(run_dir))
+    folder = RunFolder(run_dir)
     root = folder.path
     if not folder.is_run():
         raise RunError(f"{str(root)!r} is not a flowmaps run folder (no config.yaml / run.json)")
@@ -215,7 +215,7 @@ def build_report(run_dir: str | Path) -> str:
     if not sample_files:
         parts.append("<p>No samples yet (they are drawn by the evaluation).</p>")
 
-    parts += _audit_section(root)
+    parts += _audit_section(folder)
 
     # training
     parts.append("<h2>Training</h2>")
@@ -255,6 +255,6 @@ def build_report(run_dir: str | Path) -> str:
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of ``run_dir`` (default ``RUN/report.html``) atomically; returns its path."""
-    path = Path(out) if out else RunFolder(Path(run_dir)).report
+    path = Path(out) if out else RunFolder(run_dir).report
     write_text_atomic(path, build_report(run_dir))
     return path

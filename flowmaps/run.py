@@ -38,6 +38,11 @@ class Run:
     columns: TableTransform | None = None
 
     @property
+    def folder(self) -> RunFolder:
+        """The run's files (:class:`flowmaps.run_folder.RunFolder`)."""
+        return RunFolder(self.path)
+
+    @property
     def column_names(self) -> list[str]:
         """The names of a point run's columns [D]: a table's header, else ``column 0``, ..."""
         return self.columns.names if self.columns is not None else [f"column {j}" for j in range(self.shape[0])]
@@ -68,7 +73,7 @@ def weights_for(name: float | str, raw: dict[str, Tensor], ema_flat: dict[str, T
     tracked = ", ".join(flat_names(ema_flat)) or "none"
     if sigma_rel is None or run_dir is None:
         raise RunError(f"EMA {key} was not tracked; tracked: {tracked} (or raw)")
-    folder = RunFolder(Path(run_dir))
+    folder = RunFolder(run_dir)
     exported = folder.posthoc_ema / f"{key}.safetensors"
     if exported.is_file():  # written by 'flowmaps ema'
         from safetensors.torch import load_file
@@ -93,7 +98,7 @@ def load_run(path: str | Path, ema: float | str | None = None, device: torch.dev
              checkpoint: str | Path | None = None) -> Run:
     """The flow map of run ``path`` with the weights of EMA ``ema`` (None: the run's default, see
     :func:`selected_ema`; 0 or "raw": the raw weights; "sigma_rel=X": tracked or reconstructed)."""
-    folder = RunFolder(Path(path))
+    folder = RunFolder(path)
     root = folder.path
     if not folder.is_run():
         raise RunError(f"{str(root)!r} is not a flowmaps run folder (no config.yaml / run.json); train one with 'flowmaps train'")

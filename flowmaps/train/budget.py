@@ -94,6 +94,11 @@ class Replanner:
     clock: Callable[[], float] = time.perf_counter
     marks: list[tuple[float, int]] = field(default_factory=list)
 
+    @property
+    def timing(self) -> bool:
+        """Whether the step time is being measured (the first full-cost step was taken)."""
+        return bool(self.marks)
+
     def start_timing(self, step: int) -> None:
         """Time from here: ``step`` is the first full-cost step (called before it is taken)."""
         if not self.marks:

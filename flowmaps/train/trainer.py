@@ -169,7 +169,7 @@ class Trainer:
         D.barrier(self.dist)
 
     def _write_run_files(self) -> None:
-        write_text_atomic(self.folder.config, dump_yaml(self.cfg))
+        self._write_config()
         meta = {"sigma": self.sigma, "shape": list(self.source.shape), "num_classes": self.source.num_classes,
                 "parameters": count_parameters(self.fm), "device": str(self.device),
                 "world_size": self.dist.world_size, "precision": self.cfg.train.precision,
@@ -183,6 +183,10 @@ class Trainer:
         if self.init is not None:
             meta["init"] = self.init
         self.folder.write_meta(meta)
+
+    def _write_config(self) -> None:
+        """config.yaml: the run's configuration as it stands (a budget's step count and re-plans in it)."""
+        write_text_atomic(self.folder.config, dump_yaml(self.cfg))
 
     # -- setup helpers -----------------------------------------------------------------------------
     def _teacher(self) -> Teacher | None:
@@ -447,7 +451,8 @@ class Trainer:
         t0 = time.perf_counter()
         try:
             while self.step < cfg.train.steps:
-                if replanner is not None and not self.objective.stage(self.step, run_length_at(self.step, cfg)).diagonal_only:
+                if (replanner is not None and not replanner.timing
+                        and not self.objective.stage(self.step, run_length_at(self.step, cfg)).diagonal_only):
                     replanner.start_timing(self.step)  # flow-matching-only steps are cheaper: not timed
                 try:
                     record = self.train_step()
@@ -515,7 +520,7 @@ class Trainer:
         self.budget["steps"] = new
         self.budget.setdefault("replans", []).append({"at_step": step, "steps": new, "step_seconds": round(rate, 5)})
         if self.dist.is_main:
-            write_text_atomic(self.folder.config, dump_yaml(cfg))
+            self._write_config()
             self.folder.update_meta(budget=self.budget)
         return True
 

@@ -234,8 +234,7 @@ def _array_choices(shape: tuple[int, ...], dev: DeviceInfo) -> list[Choice]:
     """Array data: a DiT over patches of the item (an MLP for flat [D] items)."""
     cpu = dev.kind == "cpu"
     if len(shape) == 1:
-        net = {"kind": "mlp", "width": 256 if shape[0] <= 8 else min(1024, 256 * (1 + shape[0] // 16)), "depth": 4,
-               "activation": "silu"}
+        net = recipes.points_mlp(shape[0])
         why = f"{shape[0]}-dimensional items: the points MLP"
     else:
         max_tokens = 16 if cpu else 256

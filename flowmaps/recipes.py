@@ -69,16 +69,23 @@ def coupling(name: str) -> Choice:
                                                    "0.26 / 0.19 to 0.16 / 0.10")
 
 
+def points_mlp(dim: int) -> dict[str, Any]:
+    """The MLP for points (or flat arrays) of ``dim`` coordinates: 256 x 4 up to 8, wider above."""
+    return {"kind": "mlp", "width": 256 if dim <= 8 else min(1024, 256 * (1 + dim // 16)), "depth": 4,
+            "activation": "silu"}
+
+
 def points(name: str, dim: int, cpu: bool, processes: int = 1) -> list[Choice]:
     """Points [N, dim] (``name``: a 2-D set, or ``points`` for a user's file): the MLP, its loss
     and optimiser (the main job's recipe, measured at a few CPU minutes)."""
-    width = 256 if dim <= 8 else min(1024, 256 * (1 + dim // 16))
+    net = points_mlp(dim)
     batch = 2048 if cpu else 8192
     return [
-        Choice("net.kind", "mlp", f"{dim}-dimensional points"),
-        Choice("net.width", width, "256 fits 2-D sets in minutes; wider for more dimensions"),
-        Choice("net.depth", 4, "the paper's checkerboard depth"),
-        Choice("net.activation", "silu", "measured as good as GELU at the same step time; the recipe was tuned with it"),
+        Choice("net.kind", net["kind"], f"{dim}-dimensional points"),
+        Choice("net.width", net["width"], "256 fits 2-D sets in minutes; wider for more dimensions"),
+        Choice("net.depth", net["depth"], "the paper's checkerboard depth"),
+        Choice("net.activation", net["activation"], "measured as good as GELU at the same step time; the recipe was "
+                                                    "tuned with it"),
         coupling(name),
         Choice("sigma", "adaptive", "noise scale = the data's standard deviation (the paper, 2-D)" if name != "points" else
                "noise scale = the standardised data's standard deviation"),

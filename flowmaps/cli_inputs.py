@@ -14,8 +14,6 @@ Each is thin: the work is in :mod:`flowmaps.edit`, :mod:`flowmaps.encode` and
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,6 @@ import torch
 from torch import Tensor
 
 from .errors import InputError
-from .train.checkpoint import write_text_atomic
 
 
 def _float_list(text: str) -> list[float]:
@@ -259,6 +256,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from .anomaly import ScoreSettings, anomaly_scores
+    from .inputs import write_csv
 
     out = Path(args.out)
     _check_out(out, (".csv",))
@@ -270,11 +268,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
         check_linear(run.cfg.interpolant, f"flowmaps score --kind {settings.kind}")
     scores = anomaly_scores(run.fm, x, run.sigma, settings, args.batch_size, args.seed, run.cfg.loss.full_square, labels)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["name", "score"])
-    w.writerows((n, f"{s:.6g}") for n, s in zip(names, scores.tolist()))
-    write_text_atomic(out, buf.getvalue())
+    write_csv(out, ["name", "score"], ([n, f"{s:.6g}"] for n, s in zip(names, scores.tolist())))
     q = np.quantile(scores.numpy(), [0.0, 0.5, 1.0])
     print(f"scored {x.shape[0]} inputs ({args.kind}, {settings.network_calls()} network calls each, EMA {run.ema}): "
           f"min {q[0]:.4g}, median {q[1]:.4g}, max {q[2]:.4g} -> {out}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -63,9 +63,8 @@ def save_npy(x: Tensor | np.ndarray, out: Path) -> None:
     atomic_save(out, x.numpy() if isinstance(x, Tensor) else x)
 
 
-def save_csv(x: Tensor, out: Path, names: list[str], labels: Tensor | None = None) -> None:
-    """Rows x [B, D] as a CSV with a header (``names``, then ``label`` when ``labels`` [B] are
-    given), written atomically; whole numbers without a decimal point."""
+def write_csv(out: Path, header: list[str], rows: Iterable[list[Any]]) -> None:
+    """A CSV of ``header`` and ``rows`` (``\\n`` line ends), written atomically."""
     import csv
     import io
 
@@ -73,12 +72,20 @@ def save_csv(x: Tensor, out: Path, names: list[str], labels: Tensor | None = Non
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*names, "label"] if labels is not None else names)
-    rows = x.double().numpy()
-    for i, row in enumerate(rows):
-        cells = [f"{v:.0f}" if v == round(v) and abs(v) < 1e15 else f"{v:.7g}" for v in row.tolist()]
-        w.writerow([*cells, int(labels[i])] if labels is not None else cells)
+    w.writerow(header)
+    w.writerows(rows)
     write_text_atomic(out, buf.getvalue())
+
+
+def save_csv(x: Tensor, out: Path, names: list[str], labels: Tensor | None = None) -> None:
+    """Rows x [B, D] as a CSV with a header (``names``, then ``label`` when ``labels`` [B] are
+    given), written atomically; whole numbers without a decimal point."""
+    def cells(i: int, row: list[float]) -> list[Any]:
+        text = [f"{v:.0f}" if v == round(v) and abs(v) < 1e15 else f"{v:.7g}" for v in row]
+        return [*text, int(labels[i])] if labels is not None else text
+
+    write_csv(out, [*names, "label"] if labels is not None else names,
+              (cells(i, row) for i, row in enumerate(x.double().numpy().tolist())))
 
 
 def save_png_grid(x: Tensor, out: Path, nrow: int) -> None:

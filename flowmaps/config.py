@@ -17,7 +17,7 @@ import yaml
 
 from .errors import ConfigError
 from .losses.objective import METHODS, LossConfig, ObjectiveConfig
-from .recipes import PRESETS
+from .recipes import PRESETS, merged
 from .train.ema import RAW, ema_name, parse_power, sigma_rel_to_gamma
 from .train.schedule import SCHEDULES, LRSchedule
 
@@ -391,13 +391,6 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def _check_step_plan(cfg: Config) -> None:
     """``train.step_plan`` is a budgeted run's record: increasing steps with a length each."""
     plan = cfg.train.step_plan
@@ -416,11 +409,8 @@ def _check_step_plan(cfg: Config) -> None:
 
 def build_config(*layers: dict[str, Any]) -> Config:
     """Defaults, then each layer (preset, YAML file, --set overrides) in order; validated."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = _merge(merged, layer)
     cfg = Config()
-    _fill(cfg, merged)
+    _fill(cfg, merged(*layers))
     validate(cfg)
     return cfg
 

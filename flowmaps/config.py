@@ -17,7 +17,7 @@ import yaml
 
 from .errors import ConfigError
 from .losses.objective import METHODS, LossConfig, ObjectiveConfig
-from .recipes import PRESETS, merged
+from .recipes import PRESETS, merged, nested
 from .train.ema import RAW, ema_name, parse_power, sigma_rel_to_gamma
 from .train.schedule import SCHEDULES, LRSchedule
 
@@ -377,18 +377,13 @@ def get_key(cfg: Any, dotted: str) -> Any:
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``["train.lr=1e-3", "data.name=moons"]`` -> nested dict (values parsed as YAML scalars)."""
-    out: dict[str, Any] = {}
+    pairs = []
     for item in items:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.lr=1e-3")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
+        pairs.append((key.strip(), yaml.safe_load(raw) if raw != "" else ""))
+    return nested(pairs)
 
 
 def _check_step_plan(cfg: Config) -> None:

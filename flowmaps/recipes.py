@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from .nets.edm2 import PRESETS as EDM2_PRESETS
 
@@ -26,16 +26,21 @@ class Choice:
     why: str
 
 
-def as_layer(choices: list[Choice]) -> dict[str, Any]:
-    """The choices as a config layer (nested dict) for :func:`flowmaps.config.build_config`."""
+def nested(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """``[("train.lr", 1e-3), ...]`` -> ``{"train": {"lr": 1e-3}, ...}``: dotted keys as a config layer."""
     out: dict[str, Any] = {}
-    for c in choices:
+    for key, value in pairs:
         node = out
-        parts = c.key.split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = copy.deepcopy(c.value)
+        node[parts[-1]] = value
     return out
+
+
+def as_layer(choices: list[Choice]) -> dict[str, Any]:
+    """The choices as a config layer (nested dict) for :func:`flowmaps.config.build_config`."""
+    return nested((c.key, copy.deepcopy(c.value)) for c in choices)
 
 
 def merged(*layers: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ one follows a real change of speed quickly and is fooled by a passing slow minut
 the reverse. This script takes the speed traces of real runs (``results/budget_traces.json``:
 each run's logged steps per second per window of steps, the budget, the probe's seconds and
 the first plan) and replays them: the machine's speed is taken as a function of wall time
-from the trace, and the re-planner (the package's own :func:`nearest_unchanged_length`,
-:class:`LRSchedule` and curriculum) runs at its usual steps with each window. It prints the
+from the trace, and the package's own :class:`Replanner` (with a clock that follows the trace,
+the runs' :class:`LRSchedule` and curriculum) runs at its usual steps with each window. It prints the
 share of the budget each replay ends at, beside what the run itself measured.
 
     python benchmarks/budget_replay.py
@@ -25,7 +25,7 @@ import statistics
 from pathlib import Path
 
 from flowmaps.losses.curriculum import curriculum_stage
-from flowmaps.train.budget import BUDGET_TARGET, REPLAN_MIN_CHANGE, REPLANS_PER_RUN, nearest_unchanged_length
+from flowmaps.train.budget import BUDGET_TARGET, REPLANS_PER_RUN, Replanner
 from flowmaps.train.schedule import LRSchedule
 
 
@@ -43,26 +43,20 @@ def replay(run: dict, window: int) -> float:
 
     budget, total = 60.0 * run["minutes"], run["planned_steps"]
     fm, ramp = run["curriculum_fm"], run["curriculum_ramp"]
-    every = max(total // REPLANS_PER_RUN, 1)
-    span = max(every, 10)
+    now = run["probe_seconds"]
+    replanner = Replanner(deadline=BUDGET_TARGET * budget, every=max(total // REPLANS_PER_RUN, 1),
+                          clock=lambda: now, window=window)
     lr_of = lambda n, k: LRSchedule("wsd", 1.0, n, 0.02, 0.3)(k)  # noqa: E731  (the runs' schedule)
-    now, k, marks = run["probe_seconds"], 0, []
+    k = 0
     while k < total:
-        if not marks and not curriculum_stage(k, total, fm, ramp).diagonal_only:
-            marks.append((now, k))
+        if not replanner.timing and not curriculum_stage(k, total, fm, ramp).diagonal_only:
+            replanner.start_timing(k)
         now += 1.0 / speed(now)
         k += 1
-        if k % every or k >= total or not marks or k - marks[0][1] < span:
-            continue
-        recent = [m for m in marks if span <= k - m[1] <= window * every]
-        since, start = recent[0] if recent else max((m for m in marks if k - m[1] >= span), key=lambda m: m[1])
-        marks.append((now, k))
-        wanted = k + max(int((BUDGET_TARGET * budget - now) / ((now - since) / (k - start))), 1)
-        lr, stage = lr_of(total, k), curriculum_stage(k, total, fm, ramp)
-        new = nearest_unchanged_length(
-            total, wanted, lambda n, k=k, lr=lr, stage=stage: lr_of(n, k) == lr and curriculum_stage(k, n, fm, ramp) == stage)
-        if abs(new - total) >= max(1.0, REPLAN_MIN_CHANGE * total):
-            total = new
+        if k % replanner.every == 0 and k < total:  # as the trainer does after each step
+            lr, stage = lr_of(total, k), curriculum_stage(k, total, fm, ramp)
+            total, _ = replanner.next_length(
+                k, total, lambda n, k=k, lr=lr, stage=stage: lr_of(n, k) == lr and curriculum_stage(k, n, fm, ramp) == stage)
     return now / budget
 
 

@@ -85,13 +85,15 @@ class Replanner:
     """When and where a budgeted run moves its end.
 
     deadline: the :func:`time.perf_counter` time training should end at; every: consider a
-    re-plan every this many steps (the same steps on every rank); cap: ``train.max_steps``.
+    re-plan every this many steps (the same steps on every rank); cap: ``train.max_steps``;
+    window: the step time is measured over this many intervals of ``every`` steps.
     """
 
     deadline: float
     every: int
     cap: int | None = None
     clock: Callable[[], float] = time.perf_counter
+    window: int = RATE_WINDOW
     marks: list[tuple[float, int]] = field(default_factory=list)
 
     @property
@@ -109,7 +111,7 @@ class Replanner:
         self.marks.clear()
 
     def step_seconds(self, step: int) -> float | None:
-        """Seconds a step has taken over the last ``RATE_WINDOW`` intervals of ``every`` steps
+        """Seconds a step has taken over the last ``window`` intervals of ``every`` steps
         (all timed steps while there are fewer), or None while fewer than ``every`` (and 10)
         steps were timed. Each call at a new step becomes a mark for later ones."""
         span = max(self.every, 10)
@@ -117,7 +119,7 @@ class Replanner:
             return None
         now = self.clock()
         # the oldest mark inside the window, else the newest one at least `span` steps back
-        recent = [m for m in self.marks if span <= step - m[1] <= RATE_WINDOW * self.every]
+        recent = [m for m in self.marks if span <= step - m[1] <= self.window * self.every]
         since, start = recent[0] if recent else max((m for m in self.marks if step - m[1] >= span), key=lambda m: m[1])
         if step > self.marks[-1][1]:
             self.marks.append((now, step))
@@ -133,3 +135,14 @@ class Replanner:
         if self.cap is not None:
             length = min(length, self.cap)
         return length, rate
+
+    def next_length(self, step: int, total: int, unchanged: Callable[[int], bool]) -> tuple[int, float]:
+        """The run length to continue with at ``step`` (``total`` when nothing is to change), and
+        the measured seconds a step (0 when not measured): the desired length, moved no further
+        than ``unchanged(length)`` allows (the step's learning rate and curriculum stage stay
+        as they are), and kept at ``total`` for a change under :data:`REPLAN_MIN_CHANGE`."""
+        wanted = self.desired_length(step)
+        if wanted is None:
+            return total, 0.0
+        new = nearest_unchanged_length(total, wanted[0], unchanged)
+        return (total if abs(new - total) < max(1.0, REPLAN_MIN_CHANGE * total) else new), wanted[1]

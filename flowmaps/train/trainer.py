@@ -34,10 +34,8 @@ from ..run_folder import RunFolder
 from . import distributed as D
 from .budget import (
     BUDGET_TARGET,
-    REPLAN_MIN_CHANGE,
     REPLANS_PER_RUN,
     Replanner,
-    nearest_unchanged_length,
     planned_snapshot_steps,
     total_at,
 )
@@ -503,14 +501,10 @@ class Trainer:
         cfg, step, total = self.cfg, self.step, self.cfg.train.steps
         plan = cfg.train.step_plan
         new, rate = total, 0.0
-        wanted = replanner.desired_length(step) if not plan or step > plan[-1][0] else None  # none behind a recovery
-        if wanted is not None:
+        if not plan or step > plan[-1][0]:  # none behind a recovery
             lr, stage = schedule_of(cfg, total)(step), self.objective.stage(step, total)
-            new = nearest_unchanged_length(
-                total, wanted[0], lambda n: schedule_of(cfg, n)(step) == lr and self.objective.stage(step, n) == stage)
-            rate = wanted[1]
-            if abs(new - total) < max(1.0, REPLAN_MIN_CHANGE * total):
-                new = total
+            new, rate = replanner.next_length(
+                step, total, lambda n: schedule_of(cfg, n)(step) == lr and self.objective.stage(step, n) == stage)
         new = int(D.broadcast_float(float(new), self.dist, self.device))
         if new == total:
             return False

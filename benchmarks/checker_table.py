@@ -21,7 +21,7 @@ import torch
 
 from flowmaps.config import build_config, preset
 from flowmaps.ema_selection import choose_weights
-from flowmaps.evaluate import evaluate_flow_map, generate
+from flowmaps.evaluate import EvalOptions, evaluate_run, generate
 from flowmaps.metrics import checker_kl_floor
 from flowmaps.plots import plot_2d_grid
 from flowmaps.train.trainer import Trainer
@@ -45,8 +45,9 @@ def run(method: str, solvers: list[str], args, root: Path, grid: dict) -> tuple[
     tr.fit()
     train_s = time.perf_counter() - t0
     name, _ = choose_weights(tr.fm, tr.ema.flat(), cfg, tr.source, tr.sigma, tr.source.shape, root / method)
-    fm = tr.ema_flow_map(name)
-    res = evaluate_flow_map(fm, cfg, tr.source, tr.sigma, root / method, steps=STEPS, solvers=solvers, metrics=["kl"])
+    run = tr.as_run(name)
+    fm = run.fm
+    res = evaluate_run(run, tr.source, EvalOptions(steps=STEPS, metrics=["kl"], solvers=solvers))
     noise = tr.sigma * torch.randn(20000, 2, generator=torch.Generator().manual_seed(cfg.eval.seed))
     for solver in solvers:
         label = method.upper() if solver == "map" else f"FM {solver}"

@@ -33,7 +33,7 @@ import torch
 from flowmaps import FlowMap, Objective, ObjectiveConfig, check_jvp
 from flowmaps.config import build_config, preset
 from flowmaps.ema_selection import choose_weights
-from flowmaps.evaluate import evaluate_flow_map, generate
+from flowmaps.evaluate import EvalOptions, evaluate_run, generate
 from flowmaps.nets.edm2 import PRESETS, EDM2Config, EDM2UNet
 from flowmaps.train.trainer import Trainer
 
@@ -89,8 +89,9 @@ def fashion(out: Path, minutes: float, fashion_path: str, num: int) -> dict:
     for method, solver in (("lsd", "map"), ("psd-m", "map"), ("fm", "euler")):
         tr, rate = train_minutes({**base, "method": method}, f"fashion-{method}", minutes, out)
         ema, _ = choose_weights(tr.fm, tr.ema.flat(), tr.cfg, tr.source, tr.sigma, tr.source.shape, out / f"fashion-{method}")
-        fm = tr.ema_flow_map(ema)
-        r = evaluate_flow_map(fm, tr.cfg, tr.source, tr.sigma, out / f"fashion-{method}", solvers=[solver])
+        run = tr.as_run(ema)
+        fm = run.fm
+        r = evaluate_run(run, tr.source, EvalOptions(solvers=[solver]))
         noise = 0.5 * torch.randn(num, 1, 28, 28, generator=torch.Generator().manual_seed(12345))
         samples = {f"N{n}": ((generate(fm, noise, n, solver, 1000).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
                    for n in (1, 2, 4, 8)}
@@ -103,7 +104,7 @@ def checker(out: Path, minutes: float, num: int) -> dict:
     over = {**preset("checker"), "train": {**preset("checker")["train"], "progress": False, "ckpt_every": 10**9},
             "eval": {**preset("checker")["eval"], "num_samples": min(num * 64 // 10, 64000)}}
     tr, rate = train_minutes(over, "checker", minutes, out)
-    r = evaluate_flow_map(tr.ema_flow_map(0.999), tr.cfg, tr.source, tr.sigma, out / "checker", metrics=["kl"])
+    r = evaluate_run(tr.as_run(0.999), tr.source, EvalOptions(metrics=["kl"]))
     return {"steps": tr.step, "steps_per_s": rate, **r}
 
 

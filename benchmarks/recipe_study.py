@@ -25,7 +25,7 @@ import torch
 
 from flowmaps.config import build_config, preset
 from flowmaps.ema_selection import choose_weights
-from flowmaps.evaluate import evaluate_flow_map
+from flowmaps.evaluate import EvalOptions, evaluate_run
 from flowmaps.train.trainer import Trainer
 
 STEPS_N = [1, 2, 4, 8, 16]
@@ -119,8 +119,7 @@ def run_variant(name: str, steps: int, seed: int, minutes: float | None = None) 
                                      trainer.source.shape, out)
         rows = {}
         for label, ema in (("chosen", chosen), ("raw", "raw")):
-            fm = trainer.ema_flow_map(ema)
-            res = evaluate_flow_map(fm, cfg, trainer.source, trainer.sigma, out, steps=STEPS_N, metrics=["kl"])
+            res = evaluate_run(trainer.as_run(ema), trainer.source, EvalOptions(steps=STEPS_N, metrics=["kl"]))
             rows[label] = [res["metrics"]["map" if cfg.method != "fm" else "euler"][str(n)]["kl"] for n in STEPS_N]
     return {"variant": name, "what": desc, "steps": cfg.train.steps, "minutes": minutes, "seed": seed,
             "train_seconds": round(train_s, 1),

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     fm, sigma = run.fm, run.sigma
     held = build_data(run.cfg, "heldout")
     clean = held.images.batch(np.arange(held.size))[0]
-    classifier, _ = project_classifier(run.cfg, build_data(run.cfg))
+    classifier, _, _ = project_classifier(run.cfg, build_data(run.cfg))
     g = torch.Generator().manual_seed(args.seed)
 
     def fd(x: torch.Tensor) -> float:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from cli_runs import train_via_cli
 
-from flowmaps.evaluate import score_arrays
+from flowmaps.metrics import array_frechet_distance, sliced_wasserstein2
 from flowmaps.run import load_run
 from flowmaps.sampling import sample
 from flowmaps.train.builders import build_data
@@ -62,7 +62,7 @@ def peak_w1(x: np.ndarray, ref: np.ndarray) -> float:
 
 def scores(x: np.ndarray, ref: np.ndarray) -> list[float]:
     tx, tr = torch.from_numpy(x), torch.from_numpy(ref)
-    return [score_arrays("fd_array", tx, tr), score_arrays("sliced_w2_array", tx, tr), spectrum_gap(x, ref), peak_w1(x, ref)]
+    return [array_frechet_distance(tx, tr), sliced_wasserstein2(tx, tr), spectrum_gap(x, ref), peak_w1(x, ref)]
 
 
 def main(argv: list[str] | None = None) -> None:

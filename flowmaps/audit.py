@@ -48,7 +48,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .data.source import SamplerSource
 from .errors import UsageError
+from .evaluate import eval_labels, generate
+from .kinds import data_kind
+from .train.builders import build_data
+from .train.checkpoint import write_text_atomic
 
 C2ST_REPEATS = 3
 KNN_K = 5
@@ -211,7 +216,7 @@ class FeatureMap:
     def __init__(self, run: Any, source: Any) -> None:
         self.run, self.source = run, source
         shape = run.shape
-        self.kind = "image" if len(shape) == 3 and run.cfg.data.name != "array" else "vector"
+        self.kind = "vector" if data_kind(run.cfg, shape).audit_vectors else "image"
         self._model: Any = None
         if self.kind == "vector":
             self.name = ("the model's scale (each column standardised)" if run.columns is not None
@@ -252,9 +257,6 @@ class FeatureMap:
 def audit_data(run: Any, fmap: FeatureMap, train_src: Any, heldout: Tensor | None, seed: int = 0) -> AuditData:
     """The training (``train_src``, the run's training data) and held-out sets of ``run``
     (``heldout``: rows in the data's scale from a file, replacing the run's own held-out split)."""
-    from .data.source import SamplerSource
-    from .train.builders import build_data
-
     cfg = run.cfg
     finite = not isinstance(train_src, SamplerSource)
     if not finite:
@@ -299,9 +301,6 @@ def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: T
     ``num`` generated items; ``heldout``: rows in the data's scale that replace its own split;
     ``marginals``: for points, a PNG of each column's histogram at the first step count
     (:func:`plot_marginals`)."""
-    from .evaluate import eval_labels, generate
-    from .train.builders import build_data
-
     source = build_data(run.cfg, "train")
     fmap = FeatureMap(run, source)
     data = audit_data(run, fmap, source, heldout, seed)
@@ -372,19 +371,17 @@ def plot_marginals(train: Tensor, gen: Tensor, names: list[str], steps: int, out
 
 
 def audited_after_training(cfg: Any, source: Any) -> bool:
-    """Whether training ends with an audit: points and arrays (cheap) and labelled image sets (the
-    project classifier's features), when there are held-out data (``data.holdout``, not a run on
-    some ``data.classes``: its held-out split holds every class) or the data are drawn afresh;
-    other images (Inception on a CPU: minutes) only by ``flowmaps audit``."""
-    from .data.source import SamplerSource
-
+    """Whether training ends with an audit: when its data kind finds it cheap
+    (:meth:`flowmaps.kinds.DataKind.audited_after_training`: points and arrays, and labelled image
+    sets through the project classifier's features; other images only by ``flowmaps audit``) and
+    there are held-out data (``data.holdout``, not a run on some ``data.classes``: its held-out
+    split holds every class) or the data are drawn afresh."""
     fresh = isinstance(source, SamplerSource)
     if not (fresh or cfg.data.holdout > 0) or cfg.data.classes is not None:
         return False
-    return len(source.shape) == 1 or cfg.data.name == "array" or bool(getattr(source, "num_classes", 0))
+    return data_kind(cfg, tuple(source.shape)).audited_after_training(source)
 
 
 def write_audit(audit: Audit, path: Path) -> None:
-    from .train.checkpoint import write_text_atomic
 
     write_text_atomic(path, json.dumps(audit.as_dict(), indent=2))

@@ -7,7 +7,6 @@ the keys with a one-line reason each, printed as a table before training and sav
 """
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -17,14 +16,15 @@ from typing import Any, Callable
 import torch
 
 from . import recipes
+from .config import Config
 from .data.images import IMAGE_DATASETS, IMAGE_SUFFIXES, list_images
 from .data.toy2d import TOY
 from .errors import ConfigError, MissingDataError
-from .recipes import Choice, as_layer
+from .kinds import Images, kind_for_data
+from .recipes import RESOLUTIONS, Choice, as_layer
 
 NAMED_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32),
                 "celeba64": (3, 64, 64), "afhq64": (3, 64, 64)}
-RESOLUTIONS = (8, 16, 32, 64, 128, 256)
 
 
 @dataclass
@@ -210,61 +210,6 @@ def _table_choices(path: str) -> tuple[list[Choice], int]:
     ], len(names)
 
 
-def dit_patch(shape: tuple[int, ...], max_tokens: int) -> int:
-    """The patch size that divides the item's grid and leaves the token count ([C, H, W]:
-    (H / p)(W / p); [L, C]: L / p) nearest to ``max_tokens`` by ratio, the smaller count on a tie:
-    8 for 32 x 32 and 16 tokens, 7 for 28 x 28 (16 tokens), 2 for 14 x 14 (49 tokens rather than
-    patch 7's 4, which measured far worse: benchmarks/README.md)."""
-    grid = _token_axes(shape)
-    fits = [p for p in range(1, min(grid) + 1) if all(g % p == 0 for g in grid)]
-    return min(fits, key=lambda p: (abs(math.log(dit_tokens(shape, p) / max_tokens)), dit_tokens(shape, p)))
-
-
-def _token_axes(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The axes a DiT cuts into patches: (H, W) of [C, H, W], (L,) of [L, C]."""
-    return shape[1:] if len(shape) == 3 else shape[:1]
-
-
-def dit_tokens(shape: tuple[int, ...], patch: int) -> int:
-    """Tokens of an item of ``shape`` ([C, H, W] or [L, C]) cut into patches of ``patch``."""
-    return math.prod(g // patch for g in _token_axes(shape))
-
-
-def _array_choices(shape: tuple[int, ...], dev: DeviceInfo) -> list[Choice]:
-    """Array data: a DiT over patches of the item (an MLP for flat [D] items)."""
-    cpu = dev.kind == "cpu"
-    if len(shape) == 1:
-        net = recipes.points_mlp(shape[0])
-        why = f"{shape[0]}-dimensional items: the points MLP"
-    else:
-        max_tokens = 16 if cpu else 256
-        patch = dit_patch(shape, max_tokens)
-        net = {"kind": "dit", "width": 128 if cpu else 384, "depth": 6 if cpu else 12, "heads": 4 if cpu else 6,
-               "patch_size": patch, "learned_weight": True}
-        what = "images or latents [C, H, W]" if len(shape) == 3 else "sequences [L, C]"
-        tokens = dit_tokens(shape, patch)
-        why = f"{what} of shape {list(shape)}: a DiT with patch {patch} ({tokens} tokens, the nearest to {max_tokens}), " + \
-            ("small enough for minutes on a CPU" if cpu else "DiT-S's width and depth")
-    return [Choice("net", net, why), *recipes.arrays(cpu)]
-
-
-def _unet(res: int, device: DeviceInfo, channels: int = 32) -> tuple[dict[str, Any], str]:
-    """The UNet for ``res`` x ``res`` images (a size not in :data:`RESOLUTIONS`, like MNIST's 28,
-    gets two levels); ``channels``: the CPU UNet's model channels (a GPU's are set by ``res``)."""
-    res_net = res if res in RESOLUTIONS else max([r for r in RESOLUTIONS if r <= res] or [8])
-    levels = {8: [1, 2], 16: [1, 2], 32: [1, 2, 2], 64: [1, 2, 2, 2], 128: [1, 2, 2, 2, 2], 256: [1, 1, 2, 2, 2, 2]}[res_net]
-    attn = [r for r in (16, 8, 4) if r <= res_net // 2][:1] if device.kind == "cpu" else [r for r in (16, 8) if r <= res_net // 2]
-    if res not in RESOLUTIONS:  # 28x28 (MNIST) halves to 14 and 7: two levels
-        levels, attn = [1, 2], [res // 2]
-    if device.kind == "cpu":
-        net = {"kind": "edm2", "model_channels": channels, "channel_mult": levels, "num_blocks": 1,
-               "attn_resolutions": attn, "channels_per_head": 32, "dropout": 0.0, "learned_weight": True}
-        return net, f"a small EDM2 flow-map UNet for {res}x{res} that trains in minutes on a CPU"
-    net = {"kind": "edm2", "model_channels": 64 if res <= 32 else 96, "channel_mult": levels, "num_blocks": 2,
-           "attn_resolutions": attn, "channels_per_head": 64, "dropout": 0.0, "learned_weight": True}
-    return net, f"an EDM2 flow-map UNet sized for {res}x{res} on a GPU"
-
-
 def auto_config(data: str, minutes: float | None = None, device: str = "auto", processes: int = 1,
                 resolution: int | None = None, step_timer: StepTimer | None = None) -> list[Choice]:
     """The automatic choices for ``--data`` on this device and budget (see the module doc).
@@ -282,14 +227,16 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
     choices.append(Choice("train.minutes", budget, "--minutes" if minutes is not None else
                           f"default budget on a {dev.kind.upper()}; the step count is measured from it"))
     common = recipes.self_distillation()
+    cpu = dev.kind == "cpu"
     if name == "array":
-        return choices + _array_choices(_array_item_shape(Path(path)) or (), dev) + common  # type: ignore[arg-type]
+        net, why = kind_for_data(name, _array_item_shape(Path(path)) or ()).network(cpu)  # type: ignore[arg-type]
+        return [*choices, Choice("net", net, why), *recipes.arrays(cpu), *common]
     image = name in IMAGE_DATASETS
     if not image:
         table, dim = _table_choices(path) if name == "points" else ([], 2)  # type: ignore[arg-type]
-        choices += [*table, *recipes.points(name, dim, dev.kind == "cpu", dev.processes)]
+        net, _ = kind_for_data(name, (dim,)).network(cpu)
+        choices += [*table, *recipes.points(name, dim, cpu, dev.processes, net)]
         return choices + common
-    cpu = dev.kind == "cpu"
     native = None
     if name == "folder":
         if resolution is not None:
@@ -336,7 +283,7 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
 def _image_choices(res: int, dev: DeviceInfo, channels: int, batch: int, measured: str | None = None) -> list[Choice]:
     """The network, loss and optimiser choices for ``res`` x ``res`` images (``channels``: the CPU
     UNet's model channels; ``measured``: why, when the UNet and batch were chosen by timing)."""
-    net, why = _unet(res, dev, channels)
+    net, why = Images(Config(), (3, res, res)).network(dev.kind == "cpu", channels)
     return [Choice("net", net, f"{why}: {measured}" if measured else why),
             *recipes.images(dev.kind == "cpu", batch, measured is not None)]
 

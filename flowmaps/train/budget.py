@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from .snapshots import snapshot_steps
 
@@ -146,3 +146,16 @@ class Replanner:
             return total, 0.0
         new = nearest_unchanged_length(total, wanted[0], unchanged)
         return (total if abs(new - total) < max(1.0, REPLAN_MIN_CHANGE * total) else new), wanted[1]
+
+
+def budget_summary(budget: dict[str, Any]) -> str:
+    """One line on a budget (run.json's ``budget``): the steps planned from it, how they were
+    measured and re-planned, and how much of it the run took; for ``flowmaps train`` and the report."""
+    cap = "; capped by train.max_steps" if "capped_by_max_steps" in budget else ""
+    replans = budget.get("replans") or []
+    moved = (f"; re-planned {len(replans)} time(s) from {budget['planned_steps']:,} steps as the speed moved"
+             if replans else "")
+    used = (f"; probe and training took {budget['seconds']:.0f} s, {100 * budget['used']:.0f}% of the budget"
+            if "used" in budget else "")
+    return (f"{budget['minutes']:g}-minute budget -> {budget['steps']:,} steps "
+            f"({budget['measured_step_seconds'] * 1000:.1f} ms a step, measured before training{cap}{moved}){used}")

@@ -26,6 +26,7 @@ from ..config import Config
 from ..errors import ConfigError
 from ..flow_map import FlowMap
 from ..nets.mlp import MLP
+from ..run import load_run
 
 
 def _mismatched(src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor]) -> list[str]:
@@ -53,8 +54,6 @@ def init_from_run(fm: FlowMap, cfg: Config, path: str | Path, ema: float | str |
     """Load run ``path``'s weights (EMA ``ema``; None: the weights its evaluation chose) into
     ``fm``; from a flow-matching run, start the map as an Euler step (module doc). Returns what
     was done, for run.json. Raises :class:`ConfigError` in one line when the networks differ."""
-    from ..run import load_run
-
     if Path(path).is_file():
         return _init_from_file(fm, path, device)
     run = load_run(path, ema=ema, device=device)

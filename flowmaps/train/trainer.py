@@ -26,10 +26,12 @@ from ..config import Config, dump_yaml
 from ..data.source import stream_generator
 from ..diagnostics import loss_by_time_bin
 from ..errors import ConfigError, RunError, TrainingDiverged
+from ..external import load_velocity
 from ..flow_map import FlowMap
 from ..interpolants import get_interpolant
 from ..losses.curriculum import FULL, CurriculumStage
 from ..losses.objective import Objective, Teacher
+from ..run import Run, load_run, weights_for
 from ..run_folder import RunFolder
 from . import distributed as D
 from .budget import (
@@ -42,6 +44,7 @@ from .budget import (
 from .builders import NETWORK_FAMILIES, build_data, build_flow_map, count_parameters, resolve_run_sigma
 from .checkpoint import clear_stale_temporaries, latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from .ema import EMA
+from .init import init_from_run
 from .schedule import LRSchedule
 from .snapshots import write_snapshot
 
@@ -107,10 +110,18 @@ def lr_at(step: int, cfg: Config) -> float:
 
 
 class Trainer:
-    """Train ``cfg`` into ``out_dir`` (``resume``: continue from its latest checkpoint)."""
+    """Train ``cfg`` into ``out_dir`` (``resume``: continue from its latest checkpoint).
+
+    The config given is left as it is: the trainer works on its own copy, ``self.cfg``, where it
+    resolves ``train.precision`` (``auto``), turns ``train.minutes`` into ``train.steps`` and
+    records re-plans (``train.step_plan``); that copy is what config.yaml holds, so a rerun or a
+    resume of the saved config is exact. ``periodic_eval`` (set by :mod:`flowmaps.pipeline`) is
+    called every ``train.eval_every`` steps."""
 
     def __init__(self, cfg: Config, out_dir: str | Path, resume: bool = False) -> None:
+        cfg = copy.deepcopy(cfg)
         self.cfg, self.out = cfg, Path(out_dir)
+        self.periodic_eval: Callable[[Trainer], None] | None = None
         self.device = pick_device(cfg.train.device)
         self.dist = D.init_distributed(self.device)
         if self.dist.enabled and self.device.type == "cuda":
@@ -155,8 +166,6 @@ class Trainer:
         self.clock: Callable[[], float] = time.perf_counter  # the wall clock a budget is kept by
         self.init: dict[str, Any] | None = None
         if cfg.train.init and not resume:  # before the EMAs copy the weights
-            from .init import init_from_run
-
             self.init = init_from_run(self.fm, cfg, cfg.train.init, cfg.train.init_ema, self.device)
         self.ema = EMA(self.fm, cfg.train.ema, cfg.train.ema_sigma_rel, cfg.train.ema_warmup)
         if resume:
@@ -189,13 +198,9 @@ class Trainer:
     # -- setup helpers -----------------------------------------------------------------------------
     def _teacher(self) -> Teacher | None:
         if self.cfg.teacher.velocity:
-            from ..external import load_velocity
-
             teacher = Teacher(velocity=load_velocity(self.cfg.teacher.velocity, self.source.shape, self.device))
             where = self.cfg.teacher.velocity
         elif self.cfg.teacher.run:
-            from ..run import load_run
-
             teacher = Teacher.from_flow_map(load_run(self.cfg.teacher.run, ema=self.cfg.teacher.ema, device=self.device).fm)
             where = self.cfg.teacher.run
         else:
@@ -472,8 +477,8 @@ class Trainer:
                     write_snapshot(self.folder.ema_snapshots, self.step, self.ema.power_states())
                 if self.step % cfg.train.ckpt_every == 0 or self.step == cfg.train.steps:
                     self.checkpoint()
-                if cfg.train.eval_every and self.step % cfg.train.eval_every == 0 and main:
-                    self._periodic_eval()
+                if cfg.train.eval_every and self.step % cfg.train.eval_every == 0 and main and self.periodic_eval:
+                    self.periodic_eval(self)
                 if (replanner is not None and self.step % replanner.every == 0 and self.step < cfg.train.steps
                         and self._replan(replanner)):
                     snaps = snapshots()
@@ -545,24 +550,17 @@ class Trainer:
                   f"the learning rate halved (recovery {len(self.recoveries)} of {self.cfg.train.recover})", file=sys.stderr)
             self.folder.update_meta(recoveries=self.recoveries)
 
-    def _periodic_eval(self) -> None:
-        from ..evaluate import evaluate_flow_map
-
-        name = self.cfg.eval.ema
-        if name == "auto":  # mid-run: the widest tracked average (the choice among all is made at the end)
-            name = self.ema.names[-1] if self.ema.names else "raw"
-        fm = self.ema_flow_map(name)
-        result = evaluate_flow_map(fm, self.cfg, self.source, self.sigma, self.out, tag=f"step-{self.step:08d}",
-                                   quick=True, extra_provenance={"ema": name, "step": self.step})
-        with open(self.folder.eval_history, "a") as f:
-            f.write(json.dumps({"step": self.step, **result}) + "\n")
-
     def ema_flow_map(self, name: float | str) -> FlowMap:
         """A copy of the flow map carrying the weights of EMA ``name`` (0 or "raw": the raw
         weights; an untracked sigma_rel is reconstructed from the snapshots)."""
-        from ..run import weights_for
-
         fm = copy.deepcopy(self.fm).eval()
         fm.load_state_dict(weights_for(name, self.fm.state_dict(), self.ema.flat(), self.out))
         return fm
+
+    def as_run(self, ema: float | str) -> Run:
+        """The run as trained so far, carrying the weights of EMA ``ema`` (what evaluation, EMA
+        selection and the audit take, as they take a run loaded from its folder)."""
+        return Run(self.out, self.cfg, self.ema_flow_map(ema), self.sigma, tuple(self.source.shape),
+                   self.source.num_classes, self.step, str(ema), getattr(self.source, "normalization", None),
+                   getattr(self.source, "columns", None), self.dist.world_size)
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from flowmaps.config import ConfigError, build_config, preset
+from flowmaps.pipeline import start_training
 from flowmaps.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from flowmaps.train.trainer import Trainer, TrainingDiverged, lr_at
 
@@ -219,7 +220,7 @@ def test_accumulation_matches_one_big_step_shape(tmp_path):
 def test_periodic_evaluation_writes_history_and_plots(tmp_path):
     cfg = _cfg(steps=10, eval_every=5)
     cfg.eval.num_samples = 500
-    Trainer(cfg, tmp_path / "e").fit()
+    start_training(cfg, tmp_path / "e").fit()
     lines = (tmp_path / "e" / "eval_history.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [5, 10]
     assert "map_mse" in json.loads(lines[-1])["metrics"]["map"]["1"]

@@ -52,6 +52,9 @@ from .data.source import SamplerSource
 from .errors import UsageError
 from .evaluate import eval_labels, generate
 from .kinds import data_kind
+from .metrics.classifier import classifier_features
+from .metrics.fid import InceptionFeatures
+from .metrics.images import project_classifier
 from .train.builders import build_data
 from .train.checkpoint import write_text_atomic
 
@@ -223,14 +226,10 @@ class FeatureMap:
                          else "the model's scale (normalised per channel)" if run.normalization is not None
                          else "the data's coordinates")
         elif getattr(source, "num_classes", 0) and getattr(source, "images", None) is not None:
-            from .metrics.images import project_classifier
-
             self._model = ("classifier", project_classifier(run.cfg, source)[0])
             self.name = "the project classifier's features (those of fd_classifier)"
         else:
             try:
-                from .metrics.fid import InceptionFeatures
-
                 self._model = ("inception", InceptionFeatures.load())
                 self.name = "Inception pool features (those of FID)"
             except (FileNotFoundError, ImportError, ValueError):
@@ -248,8 +247,6 @@ class FeatureMap:
             return torch.nn.functional.adaptive_avg_pool2d(x_data.float(), 8).reshape(x_data.shape[0], -1).double().numpy()
         kind, model = self._model
         if kind == "classifier":
-            from .metrics.classifier import classifier_features
-
             return np.asarray(classifier_features(model, x_data.float()), dtype=np.float64)
         return model(x_data.float())
 

@@ -17,8 +17,10 @@ import torch
 
 from . import recipes
 from .config import Config
+from .data.arrays import ARRAY_SUFFIXES, ArrayFiles
+from .data.columns import detect_columns
 from .data.images import IMAGE_DATASETS, IMAGE_SUFFIXES, list_images
-from .data.toy2d import TOY
+from .data.toy2d import TOY, load_table
 from .errors import ConfigError, MissingDataError
 from .kinds import Images, kind_for_data
 from .recipes import RESOLUTIONS, Choice, as_layer
@@ -42,8 +44,6 @@ class DeviceInfo:
 
 def _array_item_shape(path: Path) -> tuple[int, ...] | None:
     """The item shape of a .npy / .safetensors file or folder of them, None for anything else."""
-    from .data.arrays import ARRAY_SUFFIXES, ArrayFiles
-
     files = sorted(path.iterdir()) if path.is_dir() else [path]
     if not any(f.suffix in ARRAY_SUFFIXES for f in files):
         return None
@@ -190,9 +190,6 @@ drew nearer to training rows than new rows are (96, 320 and 400 rows measured, b
 def _table_choices(path: str) -> tuple[list[Choice], int]:
     """A point file: each column standardised with its detected type, a held-out share, the step
     cap and the evaluation's samples; and its number of columns."""
-    from .data.columns import detect_columns
-    from .data.toy2d import load_table
-
     points, _, names = load_table(path)
     rows = len(points)
     holdout = TABLE_HOLDOUT if rows >= MIN_ROWS_FOR_HOLDOUT else 0.0

@@ -17,7 +17,10 @@ import torch
 from torch import Tensor
 
 from .data.images import IMAGE_SUFFIXES, atomic_save, list_images, read_image
+from .data.toy2d import load_points
 from .errors import InputError
+from .external import load_decoder
+from .train.checkpoint import write_text_atomic
 
 
 def _need(shape: tuple[int, ...]) -> str:
@@ -44,8 +47,6 @@ def read_inputs(path: str | Path, shape: tuple[int, ...], flag: str = "--input")
         if arr.dtype == np.uint8 and len(shape) == 3:
             arr = arr.astype(np.float32) / 127.5 - 1.0
     elif p.suffix == ".csv":
-        from .data.toy2d import load_points
-
         arr = load_points(p, training=False)[0].numpy()
     else:
         raise InputError(f"{flag} {str(p)!r}: use a .npy or .csv file, an image file or a folder of images")
@@ -67,8 +68,6 @@ def write_csv(out: Path, header: list[str], rows: Iterable[list[Any]]) -> None:
     """A CSV of ``header`` and ``rows`` (``\\n`` line ends), written atomically."""
     import csv
     import io
-
-    from .train.checkpoint import write_text_atomic
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -122,8 +121,6 @@ def save_array_png(x: Tensor, out: Path, cfg: Any, shape: tuple[int, ...], nrow:
     image grid, or as line plots of sequences [L, C]; ``rows`` (label -> arrays) for several rows."""
     rows = rows or {"samples": x}
     if cfg.data.decoder:
-        from .external import load_decoder
-
         decode = load_decoder(cfg.data.decoder, shape)
         images = torch.cat([decode(v[:16]) for v in rows.values()])
         save_png_grid(images, out, min(16, rows[next(iter(rows))].shape[0]) if len(rows) > 1 else

@@ -25,6 +25,9 @@ from .config import Config
 from .data.arrays import DecodedView, Normalization
 from .data.toy2d import gaussian_problem, gmm_problem
 from .errors import ConfigError, InputError
+from .external import load_decoder
+from .inputs import save_array_png, save_png_grid
+from .metrics.fid import sha1_of
 from .metrics.registry import METRICS
 from .recipes import dit_net, points_mlp, unet_net
 from .run_folder import RunFolder
@@ -104,7 +107,7 @@ class DataKind(ABC):
     def draw(self, rows: dict[str, Tensor], out: Path, steps: int = 1, square: bool = True) -> None:
         """One PNG of labelled rows of samples or inputs [k, ...] in the data's scale (``steps``:
         the N they were drawn with; ``square``: a single row of images wraps into a square grid)."""
-        raise InputError(f"cannot draw {len(self.shape)}-d data of shape {list(self.shape)} as a PNG; use a .npy output")
+        raise InputError(f"cannot draw items of shape {list(self.shape)} as a PNG; use a .npy output")
 
     def real_data_png(self, source: Any) -> bytes | None:
         """A picture of real training data for the report, or None."""
@@ -273,9 +276,6 @@ class Arrays(DataKind):
 
     def decoder_view(self, source: Any) -> Callable[[str], Any] | None:
         def view(metric: str) -> Any:
-            from .external import load_decoder
-            from .metrics.fid import sha1_of
-
             cfg = self.cfg
             if not cfg.data.decoder:
                 raise ConfigError(f"metric {metric} on array data needs data.decoder: a TorchScript or torch.export "
@@ -295,8 +295,6 @@ class Arrays(DataKind):
                 pass
 
     def draw(self, rows: dict[str, Tensor], out: Path, steps: int = 1, square: bool = True) -> None:
-        from .inputs import save_array_png
-
         save_array_png(next(iter(rows.values())), out, self.cfg, self.shape, rows=rows)
 
     def real_data_png(self, source: Any) -> bytes | None:
@@ -335,8 +333,6 @@ class Images(DataKind):
             plot_image_rows({f"N = {k}": v for k, v in per_n.items()}, folder.samples(tag, _file_part(solver)))
 
     def draw(self, rows: dict[str, Tensor], out: Path, steps: int = 1, square: bool = True) -> None:
-        from .inputs import save_png_grid
-
         first = next(iter(rows.values()))
         nrow = int(math.ceil(math.sqrt(first.shape[0]))) if len(rows) == 1 and square else first.shape[0]
         save_png_grid(torch.cat(list(rows.values())), out, nrow)

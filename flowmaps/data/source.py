@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
+from .arrays import ArrayFiles
 from .columns import TableTransform, detect_columns
 from .images import IMAGE_DATASETS, ImageData, load_images
 from .toy2d import LABELLED_TOY, TOY, load_table
@@ -192,8 +193,6 @@ def build_source(name: str, path: str | None = None, cache: str | None = None, r
     if name == "array":
         if not path:
             raise FileNotFoundError("data.name=array needs data.path: a .npy or .safetensors file [N, ...] or a folder of them")
-        from .arrays import ArrayFiles
-
         return _finite(name, ArrayFiles(path), holdout, classes, split, False)
     if name in IMAGE_DATASETS:
         return _finite(name, load_images(name, path, resolution=resolution, cache_dir=cache), holdout, classes, split, flip)

@@ -5,6 +5,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .fid import feature_stats, frechet_distance
+
 
 def _subsample(x: Tensor, n: int, generator: torch.Generator) -> Tensor:
     if x.shape[0] <= n:
@@ -53,8 +55,6 @@ def map_mse(learned: Tensor, exact: Tensor) -> float:
 def array_frechet_distance(a: Tensor, b: Tensor) -> float:
     """Frechet distance between Gaussian fits of flattened arrays a [n, ...] and b [m, ...] in
     their own units (the arrays themselves, no feature network: not FID)."""
-    from .fid import feature_stats, frechet_distance
-
     mu1, s1 = feature_stats(a.detach().double().cpu().flatten(1).numpy())
     mu2, s2 = feature_stats(b.detach().double().cpu().flatten(1).numpy())
     return frechet_distance(mu1, s1, mu2, s2)

@@ -9,7 +9,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.images import default_cache_dir, list_images, read_image
 from ..errors import ConfigError, MetricUnavailable
+from .classifier import classifier_frechet_distance, load_or_train_classifier
+from .fid import InceptionFeatures, feature_stats, feature_stats_of_chunks, frechet_distance, kernel_inception_distance
 
 _INCEPTION: dict[str, Any] = {}
 _CLASSIFIERS: dict[tuple[str, str, str], tuple[Any, Any, Tensor, float]] = {}
@@ -17,8 +20,6 @@ _CLASSIFIERS: dict[tuple[str, str, str], tuple[Any, Any, Tensor, float]] = {}
 
 
 def _cache_dir(cfg: Any) -> Path:
-    from ..data.images import default_cache_dir
-
     return Path(cfg.data.cache) if cfg.data.cache else default_cache_dir()
 
 
@@ -37,8 +38,6 @@ def _reference_chunks(cfg: Any, source: Any, shape: tuple[int, ...]) -> tuple[st
     ``eval.fid_reference``, else the training images (decoded, for array data)."""
     ref = getattr(cfg.eval, "fid_reference", None)
     if ref:
-        from ..data.images import list_images, read_image
-
         files = list_images(Path(ref))[:FID_REFERENCE_LIMIT]
         if not files:
             raise ConfigError(f"eval.fid_reference {ref!r} holds no image files")
@@ -80,8 +79,6 @@ def reference_inception_stats(cfg: Any, source: Any, extractor: Any, shape: tupl
     if path.is_file():
         d = np.load(path)
         return d["mu"], d["sigma"], str(path)
-    from .fid import feature_stats_of_chunks
-
     mu, sigma, n = feature_stats_of_chunks(extractor(c) for c in chunks)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
@@ -93,8 +90,6 @@ def reference_inception_stats(cfg: Any, source: Any, extractor: Any, shape: tupl
 def project_classifier(cfg: Any, source: Any) -> tuple[Any, Tensor, dict[str, Any]]:
     """The classifier behind ``fd_classifier`` and ``class_accuracy`` (trained once, cached), the
     training images [n, C, H, W] and the provenance of the scores it gives."""
-    from .classifier import load_or_train_classifier
-
     if source is None or not getattr(source, "num_classes", 0) or getattr(source, "images", None) is None:
         raise ConfigError("fd_classifier and class_accuracy need a labelled image data set (digits, mnist, "
                           "fashion-mnist, cifar10)")
@@ -130,8 +125,6 @@ def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> tuple[dic
     """Score image samples [n, C, H, W] in [-1, 1] by metric ``name`` (fid, kid or
     fd_classifier): ({name: value}, provenance: the weights' checksum, the reference's origin)."""
     if name in ("fid", "kid"):
-        from .fid import InceptionFeatures, feature_stats, frechet_distance, kernel_inception_distance
-
         device = "cuda" if torch.cuda.is_available() else "cpu"
         path = getattr(cfg.eval, "inception", None)
         key = f"{device}|{path}"  # a run that names another weights file must not reuse a cached network
@@ -156,8 +149,6 @@ def image_metric(name: str, samples: Tensor, cfg: Any, source: Any) -> tuple[dic
         mean, _ = kernel_inception_distance(feats, ref)
         return {"kid": mean}, facts
     if name == "fd_classifier":
-        from .classifier import classifier_frechet_distance
-
         model, images, facts = project_classifier(cfg, source)
         return {"fd_classifier": classifier_frechet_distance(model, samples, images)}, facts
     raise ValueError(f"image_metric scores fid, kid and fd_classifier, not {name!r}")

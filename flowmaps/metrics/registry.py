@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .distances import array_frechet_distance, energy_distance, map_mse, sliced_wasserstein2, wasserstein2
+from .images import class_accuracy, image_metric
 from .kl import checker_kl, checker_kl_floor
 
 
@@ -124,8 +125,6 @@ def _distance(name: str, fn: Callable[[Tensor, Tensor], float]) -> tuple[Callabl
 
 def _image(name: str) -> Callable[[Tensor, Scoring], Score]:
     def score(x: Tensor, s: Scoring) -> Score:
-        from .images import image_metric
-
         images, source = s.images(x, name)
         values, facts = image_metric(name, images, s.cfg, source)
         return Score(values, facts)
@@ -135,8 +134,6 @@ def _image(name: str) -> Callable[[Tensor, Scoring], Score]:
 
 def _fd_classifier_floor(s: Scoring, n: int) -> float | None:
     """Real images (a random half of the set at most) against the whole set."""
-    from .images import image_metric
-
     src = s.source
     if src is None or not getattr(src, "num_classes", 0):
         return None
@@ -145,8 +142,6 @@ def _fd_classifier_floor(s: Scoring, n: int) -> float | None:
 
 
 def _class_accuracy(x: Tensor, s: Scoring) -> Score:
-    from .images import class_accuracy
-
     if s.labels is None:
         raise ConfigError("metric class_accuracy needs a class-conditional run (data.conditional=true)")
     mean, per_class, facts = class_accuracy(x, s.labels, s.cfg, s.source)

@@ -24,6 +24,7 @@ import torch
 
 from ..config import Config
 from ..errors import ConfigError
+from ..external import load_module
 from ..flow_map import FlowMap
 from ..nets.mlp import MLP
 from ..run import load_run
@@ -76,8 +77,6 @@ def init_from_run(fm: FlowMap, cfg: Config, path: str | Path, ema: float | str |
 
 
 def _init_from_file(fm: FlowMap, path: str | Path, device: torch.device | str) -> dict[str, Any]:
-    from ..external import load_module
-
     src = {k.removeprefix("net."): v for k, v in load_module(path, device).state_dict().items()}
     dst = fm.net.state_dict()
     bad = _mismatched(src, dst)

@@ -422,6 +422,9 @@ class Trainer:
     def fit(self) -> Path:
         """Train to ``train.steps``; returns the run folder."""
         cfg = self.cfg
+        if cfg.train.eval_every and self.periodic_eval is None:
+            raise ConfigError("train.eval_every needs an evaluation hook: start the run with "
+                              "flowmaps.pipeline.start_training (as 'flowmaps train' does), or set trainer.periodic_eval")
         main = self.dist.is_main
         t_fit = self.clock()
         replanner = None

@@ -19,7 +19,6 @@ from torch import Tensor
 from .data.images import IMAGE_SUFFIXES, atomic_save, list_images, read_image
 from .data.toy2d import load_points
 from .errors import InputError
-from .external import load_decoder
 from .train.checkpoint import write_text_atomic
 
 
@@ -113,24 +112,3 @@ def save_image_folder(x: Tensor, out: Path, names: list[str]) -> None:
         tmp = path.with_name(path.name + f".tmp{os.getpid()}.png")
         Image.fromarray(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)).save(tmp)
         os.replace(tmp, path)
-
-
-def save_array_png(x: Tensor, out: Path, cfg: Any, shape: tuple[int, ...], nrow: int | None = None,
-                   rows: dict[str, Tensor] | None = None) -> None:
-    """Array samples [B, *shape] in the data's scale as a PNG: through ``cfg.data.decoder`` into an
-    image grid, or as line plots of sequences [L, C]; ``rows`` (label -> arrays) for several rows."""
-    rows = rows or {"samples": x}
-    if cfg.data.decoder:
-        decode = load_decoder(cfg.data.decoder, shape)
-        images = torch.cat([decode(v[:16]) for v in rows.values()])
-        save_png_grid(images, out, min(16, rows[next(iter(rows))].shape[0]) if len(rows) > 1 else
-                      (nrow or int(np.ceil(np.sqrt(images.shape[0])))))
-    elif len(shape) == 2:
-        from .plots import plot_sequences
-
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}.png")
-        plot_sequences(rows, tmp)
-        os.replace(tmp, out)
-    else:
-        raise InputError(f"cannot draw arrays of shape {list(shape)} without a decoder: set data.decoder (arrays -> "
-                         f"images) or write a .npy")

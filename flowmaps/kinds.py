@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -26,7 +27,7 @@ from .data.arrays import DecodedView, Normalization
 from .data.toy2d import gaussian_problem, gmm_problem
 from .errors import ConfigError, InputError
 from .external import load_decoder
-from .inputs import save_array_png, save_png_grid
+from .inputs import save_png_grid
 from .metrics.fid import sha1_of
 from .metrics.registry import METRICS
 from .recipes import dit_net, points_mlp, unet_net
@@ -295,7 +296,14 @@ class Arrays(DataKind):
                 pass
 
     def draw(self, rows: dict[str, Tensor], out: Path, steps: int = 1, square: bool = True) -> None:
-        save_array_png(next(iter(rows.values())), out, self.cfg, self.shape, rows=rows)
+        """Through ``data.decoder`` into an image grid (16 items a row at most)."""
+        if not self.cfg.data.decoder:
+            raise InputError(f"cannot draw arrays of shape {list(self.shape)} without a decoder: set data.decoder "
+                             "(arrays -> images) or write a .npy")
+        decode = load_decoder(self.cfg.data.decoder, self.shape)
+        images = torch.cat([decode(v[:16]) for v in rows.values()])
+        first = next(iter(rows.values()))
+        save_png_grid(images, out, min(16, first.shape[0]) if len(rows) > 1 else int(math.ceil(math.sqrt(images.shape[0]))))
 
     def real_data_png(self, source: Any) -> bytes | None:
         """Arrays of image shape [C, H, W] as they are (normalised), like images."""
@@ -305,6 +313,24 @@ class Arrays(DataKind):
         if len(self.shape) == 1:
             return points_mlp(self.shape[0]), f"{self.shape[0]}-dimensional items: the points MLP"
         return dit_net(self.shape, cpu)
+
+
+class Sequences(Arrays):
+    """Arrays of sequences [L, C] (time series, signals): drawn as line plots, one panel per item
+    and a line per channel (through ``data.decoder`` instead, when one is given)."""
+
+    @classmethod
+    def claims(cls, cfg: Config, shape: tuple[int, ...]) -> bool:
+        return cfg.data.name == "array" and len(shape) == 2
+
+    def draw(self, rows: dict[str, Tensor], out: Path, steps: int = 1, square: bool = True) -> None:
+        if self.cfg.data.decoder:
+            return super().draw(rows, out, steps, square)
+        from .plots import plot_sequences
+
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}.png")
+        plot_sequences(rows, tmp)
+        os.replace(tmp, out)
 
 
 class Images(DataKind):
@@ -354,7 +380,7 @@ def _file_part(row: str) -> str:
     return row.replace(", guidance ", "-guidance")
 
 
-KINDS: tuple[type[DataKind], ...] = (Checker, KnownMap, Arrays, Points, Images)
+KINDS: tuple[type[DataKind], ...] = (Checker, KnownMap, Sequences, Arrays, Points, Images)
 """Every kind, the most specific first: a run is of the first that claims it."""
 
 

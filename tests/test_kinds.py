@@ -8,7 +8,7 @@ from flowmaps.config import build_config, preset
 from flowmaps.data.arrays import Normalization
 from flowmaps.data.toy2d import gaussian_problem
 from flowmaps.errors import InputError
-from flowmaps.kinds import KINDS, Arrays, Checker, Images, KnownMap, Points, data_kind, kind_for_data
+from flowmaps.kinds import KINDS, Arrays, Checker, Images, KnownMap, Points, Sequences, data_kind, kind_for_data
 from flowmaps.metrics.registry import METRICS
 
 
@@ -19,7 +19,7 @@ def _cfg(name, conditional=False, **data):
 @pytest.mark.parametrize("name,shape,conditional,kind", [
     ("checker", (2,), False, Checker), ("gaussian", (2,), False, KnownMap), ("gmm", (2,), False, KnownMap),
     ("gmm", (2,), True, Points), ("moons", (2,), False, Points), ("points", (7,), False, Points),
-    ("array", (4, 8, 8), False, Arrays), ("array", (64, 2), False, Arrays), ("array", (16,), False, Arrays),
+    ("array", (4, 8, 8), False, Arrays), ("array", (64, 2), False, Sequences), ("array", (16,), False, Arrays),
     ("digits", (1, 8, 8), False, Images), ("folder", (3, 32, 32), False, Images),
 ])
 def test_a_run_is_of_the_first_kind_that_claims_it(name, shape, conditional, kind):
@@ -33,7 +33,7 @@ def test_items_no_kind_claims_get_a_one_line_error():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_default_metric_serves_its_kind_and_the_quick_one_is_lower_is_better(kind):
-    shape = {Images: (1, 8, 8), Arrays: (4, 8, 8)}.get(kind, (2,))
+    shape = {Images: (1, 8, 8), Arrays: (4, 8, 8), Sequences: (32, 2)}.get(kind, (2,))
     for name, conditional in (("digits", True), ("folder", False), ("checker", False), ("gaussian", False), ("array", False)):
         cfg = _cfg(name, conditional)
         if not kind.claims(cfg, shape):
@@ -98,3 +98,12 @@ def test_autoconfig_takes_the_network_from_the_kind():
 def test_checker_preset_is_scored_by_kl_first():
     cfg = build_config(preset("checker-cpu"))
     assert data_kind(cfg, (2,)).default_metrics()[0] == "kl"
+
+
+def test_sequences_are_drawn_as_lines_and_other_arrays_need_a_decoder(tmp_path):
+    seq = data_kind(_cfg("array"), (32, 3))
+    seq.draw({"samples": torch.randn(4, 32, 3), "more": torch.randn(4, 32, 3)}, tmp_path / "lines.png")
+    assert (tmp_path / "lines.png").is_file() and not list(tmp_path.glob("*.tmp*"))
+    assert seq.default_metrics() == ["fd_array", "sliced_w2_array"] and seq.network(cpu=True)[0]["kind"] == "dit"
+    with pytest.raises(InputError, match=r"cannot draw arrays of shape \[4, 8, 8\] without a decoder"):
+        data_kind(_cfg("array"), (4, 8, 8)).draw({"samples": torch.randn(2, 4, 8, 8)}, tmp_path / "no.png")

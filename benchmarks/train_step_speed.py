@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from worktrees import ROOT, add_worktree, remove_worktree
 
 
 def _discs(folder: Path, n: int = 400, size: int = 64) -> Path:
@@ -126,13 +126,6 @@ def child(name: str, steps: int, data_dir: Path, counts: bool) -> dict:
     return result
 
 
-def _worktree(rev: str) -> Path:
-    path = Path(tempfile.mkdtemp(prefix="flowmaps-baseline-"))
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev], check=True,
-                   capture_output=True)
-    return path
-
-
 def _run_child(src: Path, name: str, steps: int, data_dir: Path, counts: bool) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src)}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--steps", str(steps),
@@ -161,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
 
     trees = {"this tree": ROOT}
     if args.baseline != "none":
-        trees = {f"baseline {args.baseline}": _worktree(args.baseline), **trees}
+        trees = {f"baseline {args.baseline}": add_worktree(args.baseline), **trees}
     print(f"machine: {platform.machine()} {platform.processor()}, {os.cpu_count()} cores, torch {torch.__version__}; "
           f"command: python {' '.join(sys.argv)}")
     rates = {"fp32": _matmul_rate(torch.float32), "bf16": _matmul_rate(torch.bfloat16)}
@@ -189,8 +182,7 @@ def main(argv: list[str] | None = None) -> None:
             results[name] = runs
     finally:
         for src in trees.values():
-            if src != ROOT:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(src)], capture_output=True)
+            remove_worktree(src)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

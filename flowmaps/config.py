@@ -113,7 +113,7 @@ class TrainConfig:
     the ones its evaluation chose). max_steps: with ``minutes``, the most steps the budget may plan
     (a small table memorises with more: autoconfig sets it, see benchmarks/README.md), so the run
     may end before its budget. precision: fp32, bf16 or auto
-    (bf16 where the device has fast bfloat16 matmuls, see :func:`flowmaps.train.trainer.auto_precision`).
+    (bf16 where the device has fast bfloat16 matmuls, see :meth:`flowmaps.train.builders.NetworkFamily.precision`).
     """
 
     steps: int = 2000

@@ -25,14 +25,31 @@ class NetworkFamily:
 
     autocast: bfloat16 runs under ``torch.autocast`` (the EDM2 UNet casts inside itself, through
     its ``compute_dtype``). cpu_bf16: ``precision: auto`` picks bfloat16 on a CPU with native
-    bfloat16 kernels (the EDM2 UNet's bfloat16 step measured only 5 to 25% faster there, see
-    :func:`flowmaps.train.trainer.auto_precision`). after_step: run on the network after each
-    optimizer step (EDM2's forced weight normalisation), or None.
+    bfloat16 kernels (:meth:`precision`). after_step: run on the network after each optimizer
+    step (EDM2's forced weight normalisation), or None.
     """
 
     autocast: bool
     cpu_bf16: bool
     after_step: Callable[[nn.Module], None] | None = None
+
+    def precision(self, device: torch.device) -> str:
+        """What ``precision: auto`` means on ``device``: ``bf16`` where the device multiplies
+        bfloat16 matrices fast and the network gains from it, else ``fp32``.
+
+        CUDA: bf16 when the GPU supports it (Ampere and newer). CPU: bf16 for the MLP and the DiT
+        when oneDNN has native bfloat16 kernels (AVX512-BF16 or AMX; measured 1.5x faster steps
+        with the same quality, see benchmarks/README.md); the EDM2 UNet stays fp32 on a CPU, where
+        its bfloat16 step measured only 5 to 25% faster (under load), not a clear gain.
+        """
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        if device.type == "cpu" and self.cpu_bf16:
+            try:
+                return "bf16" if bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) else "fp32"
+            except (AttributeError, RuntimeError):
+                return "fp32"
+        return "fp32"
 
 
 NETWORK_FAMILIES: dict[str, NetworkFamily] = {

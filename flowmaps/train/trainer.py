@@ -1,10 +1,11 @@
-"""The training loop: one command from a configuration to a trained, evaluated flow map.
+"""The training loop: from a configuration to a trained flow map (choosing its weights and
+evaluating it is :mod:`flowmaps.pipeline`'s).
 
 RAdam with a schedule that knows where training ends (:mod:`flowmaps.train.schedule`), a step
 count from a wall-clock budget, gradient clipping, fixed and power-function EMAs with snapshots
-for post-hoc reconstruction, forced weight normalisation for EDM2 networks, bfloat16 where the
-device runs it fast, atomic checkpoints with exact resume, a NaN/Inf guard, JSONL metrics, a
-progress bar and periodic evaluation; data parallel under torchrun with explicit gradient
+for post-hoc reconstruction, the network family's after-step work (EDM2's forced weight
+normalisation), bfloat16 where the device runs it fast, atomic checkpoints with exact resume, a
+NaN/Inf guard, JSONL metrics, a progress bar and a hook for periodic evaluation; data parallel under torchrun with explicit gradient
 averaging (see :mod:`flowmaps.train.distributed`).
 """
 from __future__ import annotations
@@ -55,26 +56,6 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name} but no CUDA device is available; use train.device=cpu")
     return torch.device(name)
-
-
-def auto_precision(device: torch.device, net_kind: str) -> str:
-    """``bf16`` where the device multiplies bfloat16 matrices fast and the network gains from it,
-    else ``fp32``.
-
-    CUDA: bf16 when the GPU supports it (Ampere and newer). CPU: bf16 for the MLP when oneDNN
-    has native bfloat16 kernels (AVX512-BF16 or AMX; measured 1.5x faster steps with the same
-    quality, see benchmarks/README.md); the EDM2 UNet stays fp32 on a CPU, where its bfloat16
-    step measured only 5 to 25% faster (under load), not a clear gain.
-    """
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu" and NETWORK_FAMILIES[net_kind].cpu_bf16:
-        try:
-            fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            fast = False
-        return "bf16" if fast else "fp32"
-    return "fp32"
 
 
 SPIKE_WINDOW = 100
@@ -140,7 +121,7 @@ class Trainer:
 
         self.family = NETWORK_FAMILIES[cfg.net.kind]
         if cfg.train.precision == "auto":
-            cfg.train.precision = auto_precision(self.device, cfg.net.kind)
+            cfg.train.precision = self.family.precision(self.device)
         if self.dist.is_main:
             clear_stale_temporaries(self.folder.checkpoints)
             clear_stale_temporaries(self.folder.ema_snapshots)

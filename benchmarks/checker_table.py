@@ -20,11 +20,10 @@ from pathlib import Path
 import torch
 
 from flowmaps.config import build_config, preset
-from flowmaps.ema_selection import choose_weights
-from flowmaps.evaluate import EvalOptions, evaluate_run, generate
+from flowmaps.evaluate import EvalOptions, generate
 from flowmaps.metrics import checker_kl_floor
+from flowmaps.pipeline import finish, start_training
 from flowmaps.plots import plot_2d_grid
-from flowmaps.train.trainer import Trainer
 
 PAPER = {  # Table 1 (v2), checker KL, N = 1, 2, 4, 8, 16
     "LSD": [0.086, 0.077, 0.071, 0.070, 0.071],
@@ -41,13 +40,11 @@ def run(method: str, solvers: list[str], args, root: Path, grid: dict) -> tuple[
             "train": {"steps": args.steps, "progress": False, "ckpt_every": args.steps}}
     cfg = build_config(preset("checker-cpu"), over)
     t0 = time.perf_counter()
-    tr = Trainer(cfg, root / method)
+    tr = start_training(cfg, root / method)
     tr.fit()
     train_s = time.perf_counter() - t0
-    name, _ = choose_weights(tr.fm, tr.ema.flat(), cfg, tr.source, tr.sigma, tr.source.shape, root / method)
-    run = tr.as_run(name)
-    fm = run.fm
-    res = evaluate_run(run, tr.source, EvalOptions(steps=STEPS, metrics=["kl"], solvers=solvers))
+    done = finish(tr, EvalOptions(steps=STEPS, metrics=["kl"], solvers=solvers), report=False, audit=False)
+    res, fm = done.result, tr.ema_flow_map(done.ema)
     noise = tr.sigma * torch.randn(20000, 2, generator=torch.Generator().manual_seed(cfg.eval.seed))
     for solver in solvers:
         label = method.upper() if solver == "map" else f"FM {solver}"

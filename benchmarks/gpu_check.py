@@ -32,10 +32,9 @@ import torch
 
 from flowmaps import FlowMap, Objective, ObjectiveConfig, check_jvp
 from flowmaps.config import build_config, preset
-from flowmaps.ema_selection import choose_weights
 from flowmaps.evaluate import EvalOptions, evaluate_run, generate
 from flowmaps.nets.edm2 import PRESETS, EDM2Config, EDM2UNet
-from flowmaps.train.trainer import Trainer
+from flowmaps.pipeline import finish, start_training
 
 
 def correctness() -> dict:
@@ -70,7 +69,7 @@ def throughput(out: Path) -> dict:
 def train_minutes(over: dict, name: str, minutes: float, out: Path):
     """Train for a wall-clock budget (flowmaps measures its step time and fits the schedule)."""
     cfg = build_config(over, {"train": {"minutes": minutes}})
-    tr = Trainer(cfg, out / name)
+    tr = start_training(cfg, out / name)
     t0 = time.perf_counter()
     tr.fit()
     return tr, tr.step / (time.perf_counter() - t0)
@@ -88,10 +87,8 @@ def fashion(out: Path, minutes: float, fashion_path: str, num: int) -> dict:
                      "metrics": ["fd_classifier"]}}
     for method, solver in (("lsd", "map"), ("psd-m", "map"), ("fm", "euler")):
         tr, rate = train_minutes({**base, "method": method}, f"fashion-{method}", minutes, out)
-        ema, _ = choose_weights(tr.fm, tr.ema.flat(), tr.cfg, tr.source, tr.sigma, tr.source.shape, out / f"fashion-{method}")
-        run = tr.as_run(ema)
-        fm = run.fm
-        r = evaluate_run(run, tr.source, EvalOptions(solvers=[solver]))
+        done = finish(tr, EvalOptions(solvers=[solver]), report=False, audit=False)
+        ema, r, fm = done.ema, done.result, tr.ema_flow_map(done.ema)
         noise = 0.5 * torch.randn(num, 1, 28, 28, generator=torch.Generator().manual_seed(12345))
         samples = {f"N{n}": ((generate(fm, noise, n, solver, 1000).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
                    for n in (1, 2, 4, 8)}

@@ -27,12 +27,9 @@ from ..config import Config, dump_yaml
 from ..data.source import stream_generator
 from ..diagnostics import loss_by_time_bin
 from ..errors import ConfigError, RunError, TrainingDiverged
-from ..external import load_velocity
 from ..flow_map import FlowMap
-from ..interpolants import get_interpolant
 from ..losses.curriculum import FULL, CurriculumStage
-from ..losses.objective import Objective, Teacher
-from ..run import Run, load_run, weights_for
+from ..run import Run, weights_for
 from ..run_folder import RunFolder
 from . import distributed as D
 from .budget import (
@@ -42,10 +39,11 @@ from .budget import (
     planned_snapshot_steps,
     total_at,
 )
-from .builders import NETWORK_FAMILIES, build_data, build_flow_map, count_parameters, resolve_run_sigma
+from .builders import NETWORK_FAMILIES, count_parameters
 from .checkpoint import clear_stale_temporaries, latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from .ema import EMA
 from .init import init_from_run
+from .parts import TrainingParts, build_parts
 from .schedule import LRSchedule
 from .snapshots import write_snapshot
 
@@ -97,9 +95,10 @@ class Trainer:
     resolves ``train.precision`` (``auto``), turns ``train.minutes`` into ``train.steps`` and
     records re-plans (``train.step_plan``); that copy is what config.yaml holds, so a rerun or a
     resume of the saved config is exact. ``periodic_eval`` (set by :mod:`flowmaps.pipeline`) is
-    called every ``train.eval_every`` steps."""
+    called every ``train.eval_every`` steps. ``parts`` (the data source, sigma, flow map and
+    objective) are built from the config unless given (:mod:`flowmaps.train.parts`)."""
 
-    def __init__(self, cfg: Config, out_dir: str | Path, resume: bool = False) -> None:
+    def __init__(self, cfg: Config, out_dir: str | Path, resume: bool = False, parts: TrainingParts | None = None) -> None:
         cfg = copy.deepcopy(cfg)
         self.cfg, self.out = cfg, Path(out_dir)
         self.periodic_eval: Callable[[Trainer], None] | None = None
@@ -126,16 +125,9 @@ class Trainer:
             clear_stale_temporaries(self.folder.checkpoints)
             clear_stale_temporaries(self.folder.ema_snapshots)
         torch.manual_seed(cfg.seed)
-        self.source = build_data(cfg)
-        self.sigma = resolve_run_sigma(cfg, self.source)
-        if cfg.data.conditional and not self.source.num_classes:
-            raise ConfigError(f"data.conditional=true needs class labels, and {cfg.data.name} has none (labelled: digits, "
-                              "mnist, fashion-mnist, cifar10, afhq64, a folder of class subfolders, gmm, 8gaussians, "
-                              "moons, points with data.label_column)")
-        self.fm: FlowMap = build_flow_map(cfg, self.source.shape, self.source.num_classes, self.sigma).to(self.device)
-        num_classes = self.source.num_classes if cfg.data.conditional else 0
-        self.objective = Objective(cfg.objective_config(), self.sigma, get_interpolant(cfg.interpolant), self._teacher(),
-                                   num_classes)
+        parts = parts if parts is not None else build_parts(cfg, self.device)
+        self.source, self.sigma, self.objective = parts.source, parts.sigma, parts.objective
+        self.fm: FlowMap = parts.fm.to(self.device)
         self.opt = torch.optim.RAdam(self.fm.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas), eps=1e-8)
         self.step = 0
         self.bad_steps = 0
@@ -175,21 +167,6 @@ class Trainer:
     def _write_config(self) -> None:
         """config.yaml: the run's configuration as it stands (a budget's step count and re-plans in it)."""
         write_text_atomic(self.folder.config, dump_yaml(self.cfg))
-
-    # -- setup helpers -----------------------------------------------------------------------------
-    def _teacher(self) -> Teacher | None:
-        if self.cfg.teacher.velocity:
-            teacher = Teacher(velocity=load_velocity(self.cfg.teacher.velocity, self.source.shape, self.device))
-            where = self.cfg.teacher.velocity
-        elif self.cfg.teacher.run:
-            teacher = Teacher.from_flow_map(load_run(self.cfg.teacher.run, ema=self.cfg.teacher.ema, device=self.device).fm)
-            where = self.cfg.teacher.run
-        else:
-            return None
-        if self.cfg.data.conditional and teacher.num_classes != self.source.num_classes:
-            raise ConfigError(f"a class-conditional student needs a teacher trained on the same {self.source.num_classes} "
-                              f"classes (data.conditional=true); {where!r} has {teacher.num_classes}")
-        return teacher
 
     # -- the training state: one list, for checkpoints, resume, the budget probe and restarts -----
     def state_dict(self) -> dict[str, Any]:

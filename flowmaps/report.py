@@ -18,7 +18,6 @@ from typing import Any
 import torch
 import yaml
 
-from .config import build_config, load_yaml
 from .errors import RunError
 from .kinds import data_kind
 from .metrics.registry import METRICS
@@ -110,7 +109,7 @@ def build_report(run_dir: str | Path) -> str:
     root = folder.path
     if not folder.is_run():
         raise RunError(f"{str(root)!r} is not a flowmaps run folder (no config.yaml / run.json)")
-    cfg = build_config(load_yaml(folder.config))
+    cfg = folder.read_config()
     meta = folder.read_meta()
     shape = tuple(meta["shape"])
     records = folder.read_jsonl(folder.metrics)

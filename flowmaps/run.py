@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .config import Config, build_config, check_eval_ema, load_yaml
+from .config import Config, check_eval_ema
 from .data.arrays import Normalization
 from .data.columns import TableTransform
 from .errors import RunError
@@ -103,7 +103,7 @@ def load_run(path: str | Path, ema: float | str | None = None, device: torch.dev
     root = folder.path
     if not folder.is_run():
         raise RunError(f"{str(root)!r} is not a flowmaps run folder (no config.yaml / run.json); train one with 'flowmaps train'")
-    cfg = build_config(load_yaml(folder.config))
+    cfg = folder.read_config()
     meta = folder.read_meta()
     ckpt = Path(checkpoint) if checkpoint else latest_checkpoint(folder.checkpoints)
     if ckpt is None or not (ckpt / "state.pt").is_file():

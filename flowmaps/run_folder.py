@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import Config, build_config, load_yaml
 from .train.checkpoint import write_text_atomic
 
 
@@ -101,6 +102,11 @@ class RunFolder:
     def is_run(self) -> bool:
         """Whether the folder holds a run (its config and run.json)."""
         return self.config.is_file() and self.meta.is_file()
+
+    def read_config(self) -> Config:
+        """The run's configuration as config.yaml holds it (keys added since it was written take
+        their defaults)."""
+        return build_config(load_yaml(self.config))
 
     def read_meta(self) -> dict[str, Any]:
         return json.loads(self.meta.read_text())

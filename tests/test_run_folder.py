@@ -1,5 +1,6 @@
 """The run folder's file names live in one type; a trained, evaluated run writes those files."""
 import json
+from pathlib import Path
 
 from flowmaps.cli import main
 from flowmaps.run_folder import RunFolder
@@ -32,3 +33,12 @@ def test_names():
         "samples-step-00000010.png"
     assert (f.posthoc_ema.name, f.audit.name, f.audit_marginals.name, f.autoconfig.name) == \
         ("ema", "audit.json", "audit-marginals.png", "autoconfig.json")
+
+
+def test_read_config_gives_the_runs_config_with_new_keys_defaulted():
+    from flowmaps.config import build_config, load_yaml
+
+    folder = RunFolder(Path(__file__).parent / "fixtures" / "run_3368eb1")
+    cfg = folder.read_config()
+    assert cfg.to_dict() == build_config(load_yaml(folder.config)).to_dict()
+    assert cfg.train.steps == 6 and cfg.data.name == "gaussian" and cfg.train.step_plan == []

@@ -130,7 +130,7 @@ def evaluate_run(run: Run, source: DataSource | None, options: EvalOptions | Non
                         continue
                     row.update(score.values)
                     facts.update(score.provenance)
-                    if m.name == "class_accuracy":
+                    if score.details is not None:  # class_accuracy's per-class accuracies
                         per_class.setdefault(key, {})[str(steps_n)] = score.details
                 calls = ODE_SOLVERS.get(solver, 1) * (2 if guidance is not None and solver != "map" else 1)
                 row["nfe"] = float(steps_n * calls)

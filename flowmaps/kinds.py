@@ -1,5 +1,5 @@
 """Data kinds: everything flowmaps does differently for points, the checkerboard, sets with a
-known flow map, arrays and images, in one class each.
+known flow map, arrays, sequences and images, in one class each.
 
 A kind says which metrics score it by default and which one compares weights quickly
 (:mod:`flowmaps.metrics.registry`), what samples are compared with, how samples are saved as
@@ -254,8 +254,8 @@ class KnownMap(Points):
 
 
 class Arrays(DataKind):
-    """Arrays of any shape from files (latents [C, H, W], sequences [L, C], flat vectors): scored
-    in their own scale (the model sees them normalised per channel), as images through
+    """Arrays from files (latents [C, H, W], flat vectors; sequences [L, C] are :class:`Sequences`):
+    scored in their own scale (the model sees them normalised per channel), as images through
     ``data.decoder`` when one is given."""
 
     tags = ("arrays",)

@@ -56,6 +56,7 @@ def flat_keys(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
 class Setup:
     """A run's config and where it came from: ``choices``, autoconfig's (``--data``, else None),
     and the keys the user set (``overridden``), which those choices yield to."""
+
     cfg: Config
     choices: list[Choice] | None = None
     overridden: set[str] = field(default_factory=set)
@@ -140,6 +141,7 @@ def periodic_eval(trainer: Trainer) -> None:
 class Finished:
     """After training: the evaluation (eval.json's content), how the weights were chosen, the
     audit (when training ends with one), the files written and the report."""
+
     result: dict[str, Any]
     ema: str
     selection: EMASelection | None
@@ -193,6 +195,7 @@ EVAL_DATA_KEYS = frozenset({"data.path", "data.cache", "data.decoder"})
 class Evaluated:
     """A saved run's evaluation: the results (written to eval.json), the run, how its weights were
     chosen again (``--ema auto``) and why its training data were unavailable (None: they were)."""
+
     result: dict[str, Any]
     run: Run
     selection: EMASelection | None
@@ -240,6 +243,7 @@ def evaluate_saved(run_dir: str | Path, options: EvalOptions, ema: str | None = 
 class AuditWritten:
     """A saved run's audit and the files written (audit.json, the marginals, and eval.json and the
     report when the run has been evaluated)."""
+
     audit: Audit
     run: Run
     written: list[Path]
@@ -290,6 +294,7 @@ def parse_classes(text: str | None, num_classes: int) -> list[int]:
 class Drawn:
     """Samples [n, *shape] in the data's scale, the classes asked for ([] unconditional; each
     class gets the same noise), their labels [n] and what drew them (solver, N, weights...)."""
+
     x: Tensor
     classes: list[int]
     labels: Tensor | None

@@ -380,5 +380,5 @@ def audited_after_training(cfg: Any, source: Any) -> bool:
 
 
 def write_audit(audit: Audit, path: Path) -> None:
-
+    """audit.json, written atomically."""
     write_text_atomic(path, json.dumps(audit.as_dict(), indent=2))

@@ -61,9 +61,7 @@ def _better_text(names: list[str]) -> str:
     higher = [n for n in names if n in METRICS and METRICS[n].higher_is_better]
     if not higher:
         return "Lower is better for every metric."
-    return (f"Lower is better for every metric but {', '.join(higher)}"
-            + (" (the share of samples the project's classifier assigns to the class asked for)."
-               if higher == ["class_accuracy"] else "."))
+    return f"Lower is better for every metric but {', '.join(higher)}, where higher is better."
 
 
 def _curves_png(records: list[dict[str, Any]]) -> bytes:

@@ -89,3 +89,11 @@ def test_report_renders_in_a_real_browser(image_run, tmp_path):
     with Image.open(shot) as im:
         pixels = np.asarray(im.convert("L"))
     assert pixels.shape == (1800, 1200) and pixels.std() > 10  # something was drawn, not a blank page
+
+
+def test_the_report_says_which_way_is_better_from_the_metric_registry():
+    from flowmaps.report import _better_text
+
+    assert _better_text(["kl", "sliced_w2"]) == "Lower is better for every metric."
+    assert _better_text(["fd_classifier", "class_accuracy"]) == \
+        "Lower is better for every metric but class_accuracy, where higher is better."

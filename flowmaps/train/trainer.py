@@ -5,8 +5,8 @@ RAdam with a schedule that knows where training ends (:mod:`flowmaps.train.sched
 count from a wall-clock budget, gradient clipping, fixed and power-function EMAs with snapshots
 for post-hoc reconstruction, the network family's after-step work (EDM2's forced weight
 normalisation), bfloat16 where the device runs it fast, atomic checkpoints with exact resume, a
-NaN/Inf guard, JSONL metrics, a progress bar and a hook for periodic evaluation; data parallel under torchrun with explicit gradient
-averaging (see :mod:`flowmaps.train.distributed`).
+NaN/Inf guard, JSONL metrics, a progress bar and a hook for periodic evaluation; data parallel
+under torchrun with explicit gradient averaging (see :mod:`flowmaps.train.distributed`).
 """
 from __future__ import annotations
 

@@ -111,10 +111,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.resume and not args.data and not args.preset and not args.config and not args.out:
-        raise UsageError("--resume needs --out: the run folder to continue")
-    setup = pipeline.configure(args.data, args.preset, args.config, args.out if args.resume else None, args.minutes,
-                               args.overrides)
+    setup = pipeline.configure(args.data, args.preset, args.config, args.resume, args.out, args.minutes, args.overrides)
     out = Path(args.out) if args.out else pipeline.default_out(setup, args.data, args.preset, args.config)
     trainer = pipeline.start_training(setup, out, resume=args.resume)
     main_rank = trainer.dist.is_main

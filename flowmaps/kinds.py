@@ -148,6 +148,11 @@ def _image_row_png(x: Tensor) -> bytes:
     return _figure_png(fig)
 
 
+def _points_network(dim: int) -> tuple[dict[str, Any], str]:
+    """The MLP for items of ``dim`` coordinates (points, flat arrays), and why."""
+    return points_mlp(dim), f"{dim}-dimensional items: the points MLP"
+
+
 class Points(DataKind):
     """Points [D]: a table's rows or a named low-dimensional set, scored by sample distances
     against reference draws in the data's coordinates."""
@@ -206,7 +211,7 @@ class Points(DataKind):
         return _figure_png(fig)
 
     def network(self, cpu: bool) -> tuple[dict[str, Any], str]:
-        return points_mlp(self.shape[0]), f"{self.shape[0]}-dimensional items: the points MLP"
+        return _points_network(self.shape[0])
 
 
 class Checker(Points):
@@ -310,9 +315,7 @@ class Arrays(DataKind):
         return _image_row_png(source.reference(32, self.cfg.seed + 5)) if len(self.shape) == 3 else None
 
     def network(self, cpu: bool) -> tuple[dict[str, Any], str]:
-        if len(self.shape) == 1:
-            return points_mlp(self.shape[0]), f"{self.shape[0]}-dimensional items: the points MLP"
-        return dit_net(self.shape, cpu)
+        return _points_network(self.shape[0]) if len(self.shape) == 1 else dit_net(self.shape, cpu)
 
 
 class Sequences(Arrays):

@@ -63,10 +63,12 @@ class Setup:
 
 
 def configure(data: str | None = None, preset_name: str | None = None, config: str | None = None,
-              resume: str | Path | None = None, minutes: float | None = None, overrides: list[str] | None = None) -> Setup:
+              resume: bool = False, out: str | Path | None = None, minutes: float | None = None,
+              overrides: list[str] | None = None) -> Setup:
     """The config of a new run from ``data`` (every setting chosen for it, this device and the
-    budget), a preset or a YAML file, or of the run folder ``resume`` continues; ``minutes`` and
-    ``overrides`` (``key=value``) on top. One-line errors for a contradictory request."""
+    budget), a preset or a YAML file, or, to ``resume`` without a preset or file, the config the
+    run folder ``out`` saved; ``minutes`` and ``overrides`` (``key=value``) on top. One-line
+    errors for a contradictory request."""
     over = parse_overrides(overrides or [])
     if minutes is not None and not minutes > 0:
         raise UsageError(f"--minutes must be positive, got {minutes}")
@@ -87,9 +89,11 @@ def configure(data: str | None = None, preset_name: str | None = None, config: s
             choices = [c for c in choices if c.key != "train.minutes"]
         layers.append(as_layer(choices))
     elif resume and not preset_name and not config:
-        cfg_file = RunFolder(resume).config
+        if not out:
+            raise UsageError("--resume needs --out: the run folder to continue")
+        cfg_file = RunFolder(out).config
         if not cfg_file.is_file():
-            raise UsageError(f"--resume: {cfg_file} does not exist; is {resume} a run folder?")
+            raise UsageError(f"--resume: {cfg_file} does not exist; is {out} a run folder?")
         layers.append(load_yaml(cfg_file))
     elif preset_name:
         layers.append(preset(preset_name))
@@ -178,11 +182,17 @@ def audit_after_training(run: Run, source: Any) -> Audit | None:
     if not audited_after_training(cfg, source):
         return None
     steps = sorted({1, *([4] if 4 in cfg.eval.steps else [])})
+    return _audit(run, steps, min(cfg.eval.num_samples, MAX_AUDIT_ITEMS), None, cfg.eval.seed)[0]
+
+
+def _audit(run: Run, steps: list[int], num: int, heldout: Tensor | None, seed: int) -> tuple[Audit, list[Path]]:
+    """Audit ``run`` and write audit.json (and, for points, the marginals' picture); returns the
+    audit and the files written."""
     folder = run.folder
-    checked = audit_run(run, steps, min(cfg.eval.num_samples, MAX_AUDIT_ITEMS), seed=cfg.eval.seed,
-                        marginals=folder.audit_marginals if len(run.shape) == 1 else None)
+    marginals = folder.audit_marginals if len(run.shape) == 1 else None
+    checked = audit_run(run, steps, num, heldout, seed, marginals=marginals)
     write_audit(checked, folder.audit)
-    return checked
+    return checked, [folder.audit, *([marginals] if marginals else [])]
 
 
 # -- a saved run ----------------------------------------------------------------------------------
@@ -257,11 +267,8 @@ def audit_saved(run_dir: str | Path, steps: list[int], num: int, heldout: str | 
         raise UsageError("--num must be at least 2 and every --steps positive")
     run = load_run(run_dir, ema=ema)
     held = read_inputs(heldout, run.shape, "--heldout")[0] if heldout else None
+    checked, written = _audit(run, steps, num, held, seed)
     folder = run.folder
-    marginals = folder.audit_marginals if len(run.shape) == 1 else None
-    checked = audit_run(run, steps, num, held, seed, marginals=marginals)
-    write_audit(checked, folder.audit)
-    written = [folder.audit, *([marginals] if marginals else [])]
     if folder.evaluation.is_file():  # the same section in eval.json and the report
         result = json.loads(folder.evaluation.read_text())
         result["audit"] = checked.as_dict()

@@ -21,9 +21,11 @@ def test_configure_builds_from_a_preset_with_overrides_and_refuses_contradiction
     with pytest.raises(UsageError, match="--minutes must be positive"):
         pipeline.configure(preset_name="gaussian", minutes=0)
     with pytest.raises(UsageError, match="--resume continues a run from its saved config"):
-        pipeline.configure(data="moons", resume=tmp_path)
+        pipeline.configure(data="moons", resume=True)
     with pytest.raises(UsageError, match="is .* a run folder"):
-        pipeline.configure(resume=tmp_path)
+        pipeline.configure(resume=True, out=tmp_path)
+    with pytest.raises(UsageError, match="--resume needs --out"):
+        pipeline.configure(resume=True)
     auto = pipeline.configure(data="moons", overrides=["train.steps=10"])
     assert auto.choices and auto.cfg.train.minutes is None and auto.cfg.train.steps == 10
 

@@ -55,6 +55,7 @@ from .kinds import data_kind
 from .metrics.classifier import classifier_features
 from .metrics.fid import InceptionFeatures
 from .metrics.images import project_classifier
+from .metrics.tabular import column_shapes, default_target, empty_shares, ml_utility, pair_trends
 from .train.builders import build_data
 from .train.checkpoint import write_text_atomic
 
@@ -177,10 +178,13 @@ def validity(gen: Tensor, held: Tensor, train: Tensor, per_column: bool, clipped
     when saved (``clipped_on_save``): for them only non-finite values are a fault, and the share
     that saving clips is shown."""
     flat = lambda x: x.reshape(x.shape[0], -1) if per_column else x.reshape(-1, 1)
-    lo, hi = flat(train).min(0).values, flat(train).max(0).values
+    t = flat(train)
+    empty = torch.isnan(t)  # a table's empty cells (and columns it does not model): NaN where they may be
+    lo, hi = t.masked_fill(empty, float("inf")).min(0).values, t.masked_fill(empty, float("-inf")).max(0).values
     tol = 0.0 if per_column else (hi - lo) / 255
     out = lambda x: float(((flat(x) < lo - tol) | (flat(x) > hi + tol)).double().mean())
-    finite = bool(torch.isfinite(gen).all())
+    g = flat(gen)
+    finite = bool((torch.isfinite(g) | (torch.isnan(g) & empty.any(0))).all())
     share, real = out(gen), out(held)
     value = share if finite else float("nan")
     if clipped_on_save:
@@ -189,6 +193,37 @@ def validity(gen: Tensor, held: Tensor, train: Tensor, per_column: bool, clipped
     good = finite and share <= max(0.01, 2 * real)
     return Figure("out of training range (share)", value, {"real": real}, _verdict(good, finite and share <= 0.10),
                   "good: all finite and <= max(1%, 2 x real's); weak <= 10%; else failing")
+
+
+def table_figures(columns: list[Any], gen: np.ndarray, held: np.ndarray, train: np.ndarray, target: str | None,
+                  seed: int = 0) -> list[Figure]:
+    """The figures of a table (:mod:`flowmaps.metrics.tabular`), each beside what the training
+    rows score against the same held-out rows: column shapes and pair trends (SDMetrics'
+    definitions), the share of empty cells, and machine-learning utility for ``target``."""
+    shapes = lambda x: float(np.mean(list(column_shapes(held, x, columns).values())))
+    pairs = lambda x: float(np.mean(list(pair_trends(held, x, columns, seed).values()) or [1.0]))
+    out = []
+    for name, score in (("column shapes (KS / TV complement)", shapes), ("column pair trends", pairs)):
+        value, real = score(gen), score(train)
+        out.append(Figure(name, value, {"real": real}, _verdict(value >= real - 0.05, value >= real - 0.15),
+                          "good >= real's - 0.05; weak >= real's - 0.15; else failing (1 = identical)"))
+    share_g, share_t = empty_shares(gen, columns), empty_shares(train, columns)
+    if any(v > 0 for v in share_t.values()):
+        gap = max(abs(share_g[k] - share_t[k]) for k in share_t)
+        worst = max(share_t, key=lambda k: abs(share_g[k] - share_t[k]))
+        real = max(abs(v - share_t[k]) for k, v in empty_shares(held, columns).items())
+        out.append(Figure(f"empty cells (largest share gap, {worst})", gap, {"real": real},
+                          _verdict(gap <= max(0.02, 2 * real), gap <= 0.10),
+                          "the largest difference of a column's share of empty cells from the training rows': "
+                          "good <= max(2 points, 2 x held-out's); weak <= 10 points"))
+    if target is not None:
+        u = ml_utility(train, gen, held, columns, target, seed)
+        gap = u["real"] - u["synthetic"]
+        out.append(Figure(f"ML utility ({u['metric']} predicting {target})", u["synthetic"], {"real": u["real"]},
+                          _verdict(gap <= 0.05, gap <= 0.15),
+                          "gradient boosting trained on samples, tested on held-out rows: good within 0.05 of training "
+                          "on the real rows; weak within 0.15"))
+    return out
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -293,11 +328,12 @@ def baseline_samples(train: np.ndarray, n: int, seed: int) -> dict[str, np.ndarr
 
 
 def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: Tensor | None = None,
-              seed: int = 0, batch_size: int = 1000, marginals: Path | None = None) -> Audit:
+              seed: int = 0, batch_size: int = 1000, marginals: Path | None = None, target: str | None = None) -> Audit:
     """The audit of ``run`` (:class:`flowmaps.run.Run`) at each step count in ``steps`` with
     ``num`` generated items; ``heldout``: rows in the data's scale that replace its own split;
     ``marginals``: for points, a PNG of each column's histogram at the first step count
-    (:func:`plot_marginals`)."""
+    (:func:`plot_marginals`); ``target``: the column a table's ML utility predicts (default
+    :func:`flowmaps.metrics.tabular.default_target`)."""
     source = build_data(run.cfg, "train")
     fmap = FeatureMap(run, source)
     data = audit_data(run, fmap, source, heldout, seed)
@@ -314,6 +350,13 @@ def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: T
         for name, x in baseline_samples(data.train_f, num, seed).items():
             x_data = fmap.data(torch.as_tensor(x, dtype=torch.float32).reshape(-1, *run.shape))
             base_auc[name] = two_sample_auc(fmap.features(x_data), data.held_f, seed)
+    table = run.columns if data.per_column and run.columns is not None and data.finite_training else None
+    if table is not None:
+        names = table.names
+        if target is not None and (target not in names or not table.columns[names.index(target)].modelled):
+            raise UsageError(f"--target {target!r}: not a modelled column of this run; the columns are "
+                             f"{', '.join(c.name for c in table.columns if c.modelled)}")
+        target = target or default_target(table.columns)
     g = torch.Generator().manual_seed(seed + 1)
     noise = run.sigma * torch.randn(num, *run.shape, generator=g)
     labels = eval_labels(run.fm, num)
@@ -332,6 +375,9 @@ def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: T
         if data.finite_training:
             figures += memorisation(gen_f, data.held_f, data.train_f)
         figures.append(fig_valid)
+        if table is not None:
+            figures += table_figures(table.columns, x_data.double().numpy(), data.held_x.double().numpy(),
+                                     data.train_x.double().numpy(), target, seed)
         audit.figures[str(n)] = figures
     return audit
 
@@ -344,7 +390,7 @@ def plot_marginals(train: Tensor, gen: Tensor, names: list[str], steps: int, out
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train, gen = train.numpy(), gen.numpy()
+    train, gen = train.numpy(), gen.numpy()  # NaN: a table's empty cells, left out of the histograms
     d = min(len(names), 36)
     cols = min(6, d)
     rows = (d + cols - 1) // cols
@@ -353,10 +399,14 @@ def plot_marginals(train: Tensor, gen: Tensor, names: list[str], steps: int, out
         if j >= d:
             ax.axis("off")
             continue
-        lo, hi = np.percentile(np.r_[train[:, j], gen[:, j]], [0.5, 99.5])
+        a, b = train[:, j][~np.isnan(train[:, j])], gen[:, j][~np.isnan(gen[:, j])]
+        if not len(a) or not len(b):
+            ax.axis("off")
+            continue
+        lo, hi = np.percentile(np.r_[a, b], [0.5, 99.5])
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
-        ax.hist(train[:, j], bins, density=True, alpha=0.5, label="training")
-        ax.hist(gen[:, j], bins, density=True, histtype="step", color="k", label=f"N = {steps}")
+        ax.hist(a, bins, density=True, alpha=0.5, label="training")
+        ax.hist(b, bins, density=True, histtype="step", color="k", label=f"N = {steps}")
         ax.set_title(names[j][:24], fontsize=7)
         ax.tick_params(labelsize=5)
     axes.flat[0].legend(fontsize=5)

@@ -18,9 +18,10 @@ import torch
 from . import recipes
 from .config import Config
 from .data.arrays import ARRAY_SUFFIXES, ArrayFiles
-from .data.columns import detect_columns
+from .data.columns import TableTransform, detect_columns
 from .data.images import IMAGE_DATASETS, IMAGE_SUFFIXES, list_images
-from .data.toy2d import TOY, load_table
+from .data.tables import TABLE_SUFFIXES, read_table
+from .data.toy2d import TOY
 from .errors import ConfigError, MissingDataError
 from .kinds import Images, kind_for_data
 from .recipes import RESOLUTIONS, Choice, as_layer
@@ -63,10 +64,10 @@ def detect_data(data: str) -> tuple[str, str | None]:
     if p.is_file():
         if p.suffix.lower() == ".safetensors" or (p.suffix.lower() == ".npy" and len(_array_item_shape(p) or ()) >= 2):
             return "array", str(p)
-        if p.suffix.lower() in (".npy", ".csv"):
+        if p.suffix.lower() == ".npy" or p.suffix.lower() in TABLE_SUFFIXES:
             return "points", str(p)
-        raise ConfigError(f"--data {data!r}: a file must be a .npy or .csv point cloud of shape [N, D], or .npy / "
-                          f".safetensors arrays [N, ...]; for images give their folder")
+        raise ConfigError(f"--data {data!r}: a file must be a table (.csv, .tsv, .parquet) or a .npy point cloud [N, D], "
+                          f"or .npy / .safetensors arrays [N, ...]; for images give their folder")
     if p.is_dir():
         return ("array" if _array_item_shape(p) is not None else "folder"), str(p)
     names = ", ".join(sorted(TOY) + [n for n in IMAGE_DATASETS if n != "folder"])
@@ -187,24 +188,29 @@ MIN_TABLE_STEPS = 150
 drew nearer to training rows than new rows are (96, 320 and 400 rows measured, benchmarks/README.md)."""
 
 
+def table_columns(path: str) -> TableTransform:
+    """A point file's columns as detected on all its rows (training fits them to its training rows)."""
+    return detect_columns(read_table(path))
+
+
 def _table_choices(path: str) -> tuple[list[Choice], int]:
-    """A point file: each column standardised with its detected type, a held-out share, the step
-    cap and the evaluation's samples; and its number of columns."""
-    points, _, names = load_table(path)
-    rows = len(points)
+    """A point file: each column handled by its detected type, a held-out share, the step cap and
+    the evaluation's samples; and the width of its rows in the model's scale."""
+    raw = read_table(path)
+    table, rows = detect_columns(raw), len(raw)
     holdout = TABLE_HOLDOUT if rows >= MIN_ROWS_FOR_HOLDOUT else 0.0
     n_held = int(round(holdout * rows))
-    kinds = detect_columns(points.double().numpy(), names).describe()
+    kinds = table.describe()
     cap = max(MIN_TABLE_STEPS, rows - n_held)
     samples = min(20000, max(2000, 10 * rows))
     return [
-        Choice("data.columns", "auto", f"each column standardised on its own; detected: {kinds}"),
+        Choice("data.columns", "auto", f"each column handled by its type; detected: {kinds}"),
         Choice("data.holdout", holdout, f"{n_held} of {rows} rows held out for 'flowmaps audit'" if holdout else
                f"{rows} rows: too few to hold any out (at least {MIN_ROWS_FOR_HOLDOUT})"),
         Choice("train.max_steps", cap, f"at most one step per training row (at least {MIN_TABLE_STEPS}): "
                                        "more steps memorised the rows of small tables"),
         Choice("eval.num_samples", samples, "scored against the table's own rows: ten samples per row (2,000 to 20,000)"),
-    ], len(names)
+    ], table.width
 
 
 def auto_config(data: str, minutes: float | None = None, device: str = "auto", processes: int = 1,

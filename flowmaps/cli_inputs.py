@@ -111,7 +111,7 @@ def _load(args: argparse.Namespace, codes: bool = False) -> tuple[Any, Tensor, l
     except (ValueError, RuntimeError):
         raise InputError(f"--device {args.device!r} is not available here; use auto or cpu") from None
     run = load_run(args.run, ema=args.ema, device=device)
-    x, names = read_inputs(args.input, run.shape)
+    x, names = read_inputs(args.input, run.shape, table=None if codes else run.columns)
     if not codes:
         x = run.from_data(x)  # array data: the model's per-channel normalised scale
     conditional = run.cfg.data.conditional
@@ -136,7 +136,7 @@ def _write(x: Tensor, out: Path, run: Any, names: list[str], before: Tensor | No
     if out.suffix == ".npy":
         save_npy(x, out)
     elif out.suffix == ".csv" and len(run.shape) == 1:
-        save_csv(x, out, run.column_names)
+        save_csv(x, out, run.column_names, table=run.columns)
     elif out.suffix == ".png":
         kind = data_kind(run.cfg, run.shape)
         k = kind.row_items or x.shape[0]

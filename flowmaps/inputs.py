@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 
 from .data.images import IMAGE_SUFFIXES, atomic_save, list_images, read_image
+from .data.columns import TableTransform
+from .data.tables import TABLE_SUFFIXES, read_table
 from .data.toy2d import load_points
 from .errors import InputError
 from .train.checkpoint import write_text_atomic
@@ -26,12 +28,22 @@ def _need(shape: tuple[int, ...]) -> str:
     return f"[N, {', '.join(map(str, shape))}]"
 
 
-def read_inputs(path: str | Path, shape: tuple[int, ...], flag: str = "--input") -> tuple[Tensor, list[str]]:
+def read_inputs(path: str | Path, shape: tuple[int, ...], flag: str = "--input",
+                table: TableTransform | None = None) -> tuple[Tensor, list[str]]:
     """(inputs [B, *shape] float32, one name per input) from ``path`` for a run with data ``shape``;
-    errors name the command-line ``flag`` that gave the path."""
+    errors name the command-line ``flag`` that gave the path. A table run (``table``, its
+    columns) reads a table file by its column names instead: its view [B, C] float64, NaN for an
+    empty cell (:meth:`flowmaps.data.columns.TableTransform.parse`)."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{flag} {str(p)!r} does not exist")
+    if table is not None and (p.suffix.lower() in TABLE_SUFFIXES or p.suffix.lower() == ".npy" and table.plain):
+        raw = read_table(p, min_rows=1, what=flag)
+        if p.suffix.lower() == ".npy":  # the numbers 'sample --out x.npy' writes: the columns in order
+            if len(raw.names) != len(table.columns):
+                raise InputError(f"{flag} {str(p)!r} has {len(raw.names)} columns; this run's table has {len(table.columns)}")
+            raw.names = table.names
+        return table.parse(raw), [str(i) for i in range(len(raw))]
     if p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES:
         if len(shape) != 3:
             raise InputError(f"{flag} {str(p)!r} holds images, but this run's data are {_need(shape)}: give a .npy or .csv")
@@ -75,9 +87,18 @@ def write_csv(out: Path, header: list[str], rows: Iterable[list[Any]]) -> None:
     write_text_atomic(out, buf.getvalue())
 
 
-def save_csv(x: Tensor, out: Path, names: list[str], labels: Tensor | None = None) -> None:
+def save_csv(x: Tensor, out: Path, names: list[str], labels: Tensor | None = None,
+             table: TableTransform | None = None, seed: int = 0) -> None:
     """Rows x [B, D] as a CSV with a header (``names``, then ``label`` when ``labels`` [B] are
-    given), written atomically; whole numbers without a decimal point."""
+    given), written atomically; whole numbers without a decimal point. A table run's view
+    (``table``, its columns) is written cell by cell in the input's own format: its levels as
+    text, its dates, empty cells, fresh identifiers (seeded by ``seed``)."""
+    if table is not None:
+        rows = table.rows(x, seed)
+        write_csv(out, [*table.names, *(["label"] if labels is not None else [])],
+                  ([*r, int(labels[i])] if labels is not None else r for i, r in enumerate(rows)))
+        return
+
     def cells(i: int, row: list[float]) -> list[Any]:
         text = [f"{v:.0f}" if v == round(v) and abs(v) < 1e15 else f"{v:.7g}" for v in row]
         return [*text, int(labels[i])] if labels is not None else text

@@ -25,10 +25,12 @@ from .audit import MAX_AUDIT_ITEMS, Audit, audit_run, audited_after_training, wr
 from .autoconfig import NAMED_SHAPES, as_layer, auto_config
 from .config import Config, build_config, load_yaml, parse_overrides, preset
 from .data.images import IMAGE_DATASETS
+from .data.tables import read_table
 from .ema_selection import EMASelection, choose_weights
 from .errors import UsageError
 from .evaluate import EvalOptions, evaluate_run, generate, write_eval
-from .inputs import read_inputs, save_csv, save_npy
+from .impute import impute, sample_where
+from .inputs import read_inputs, save_csv, save_npy, write_csv
 from .kinds import data_kind
 from .plots import plot_training
 from .recipes import Choice
@@ -185,12 +187,13 @@ def audit_after_training(run: Run, source: Any) -> Audit | None:
     return _audit(run, steps, min(cfg.eval.num_samples, MAX_AUDIT_ITEMS), None, cfg.eval.seed)[0]
 
 
-def _audit(run: Run, steps: list[int], num: int, heldout: Tensor | None, seed: int) -> tuple[Audit, list[Path]]:
+def _audit(run: Run, steps: list[int], num: int, heldout: Tensor | None, seed: int,
+           target: str | None = None) -> tuple[Audit, list[Path]]:
     """Audit ``run`` and write audit.json (and, for points, the marginals' picture); returns the
     audit and the files written."""
     folder = run.folder
     marginals = folder.audit_marginals if len(run.shape) == 1 else None
-    checked = audit_run(run, steps, num, heldout, seed, marginals=marginals)
+    checked = audit_run(run, steps, num, heldout, seed, marginals=marginals, target=target)
     write_audit(checked, folder.audit)
     return checked, [folder.audit, *([marginals] if marginals else [])]
 
@@ -260,14 +263,14 @@ class AuditWritten:
 
 
 def audit_saved(run_dir: str | Path, steps: list[int], num: int, heldout: str | None = None, ema: str | None = None,
-                seed: int = 0) -> AuditWritten:
+                seed: int = 0, target: str | None = None) -> AuditWritten:
     """Audit run ``run_dir`` at ``steps`` with ``num`` generated items against its held-out split
     (or the rows of the file ``heldout``); the audit joins eval.json and the report."""
     if num < 2 or any(n < 1 for n in steps):
         raise UsageError("--num must be at least 2 and every --steps positive")
     run = load_run(run_dir, ema=ema)
-    held = read_inputs(heldout, run.shape, "--heldout")[0] if heldout else None
-    checked, written = _audit(run, steps, num, held, seed)
+    held = read_inputs(heldout, run.shape, "--heldout", table=run.columns)[0] if heldout else None
+    checked, written = _audit(run, steps, num, held, seed, target)
     folder = run.folder
     if folder.evaluation.is_file():  # the same section in eval.json and the report
         result = json.loads(folder.evaluation.read_text())
@@ -307,17 +310,24 @@ class Drawn:
     labels: Tensor | None
     per_class: int
     what: str
+    seed: int = 0
 
 
 SAMPLE_SUFFIXES = (".npy", ".png", ".csv")
 
 
 def draw_samples(run: Run, steps: int, num: int = 64, seed: int = 0, noise: str | None = None, solver: str = "map",
-                 classes: str | None = None, guidance: float | None = None) -> Drawn:
+                 classes: str | None = None, guidance: float | None = None, where: str | None = None) -> Drawn:
     """Samples of ``run`` at N = ``steps`` from ``num`` seeded draws (or the standard-normal draws in
-    the .npy ``noise``), for the ``classes`` of a class-conditional run (--class syntax)."""
+    the .npy ``noise``), for the ``classes`` of a class-conditional run (--class syntax); a table
+    run's rows ``where`` some columns hold given values (:func:`flowmaps.impute.sample_where`)."""
     if steps < 1 or num < 1:
         raise UsageError("--steps and --num must be positive")
+    if where is not None:
+        if noise or classes or solver != "map":
+            raise UsageError("--where draws with the map from its own noise: drop --noise, --class and --solver")
+        x = sample_where(run, where, num, steps, seed)
+        return Drawn(x, [], None, num, f"map, N = {steps} per inpainting call, EMA {run.ema}, where {where}", seed)
     chosen = parse_classes(classes, run.num_classes if run.cfg.data.conditional else 0)
     if guidance is not None and not chosen:
         raise UsageError("--guidance needs --class (a class-conditional run)")
@@ -344,7 +354,7 @@ def draw_samples(run: Run, steps: int, num: int = 64, seed: int = 0, noise: str 
     what = f"{solver}, N = {steps}, EMA {run.ema}"
     if chosen:
         what += f", classes {','.join(map(str, chosen))}, guidance {1.0 if guidance is None else guidance:g}"
-    return Drawn(run.to_data(x), chosen, labels, per_class, what)  # array data and tables: the input's scale
+    return Drawn(run.to_data(x), chosen, labels, per_class, what, seed)  # array data and tables: the input's scale
 
 
 def save_samples(run: Run, drawn: Drawn, out: Path, steps: int, solver: str) -> None:
@@ -355,11 +365,47 @@ def save_samples(run: Run, drawn: Drawn, out: Path, steps: int, solver: str) -> 
         if len(run.shape) != 1:
             raise UsageError(f"--out {str(out)!r}: a .csv holds points [N, D]; this run's items have shape "
                              f"{list(run.shape)}, use .npy")
-        save_csv(drawn.x, out, run.column_names, drawn.labels)
+        save_csv(drawn.x, out, run.column_names, drawn.labels, table=run.columns, seed=drawn.seed)
     else:
         rows = ({f"class {c}": part for c, part in zip(drawn.classes, drawn.x.split(drawn.per_class))} if drawn.classes
                 else {f"{run.cfg.method} ({solver})": drawn.x})
         data_kind(run.cfg, run.shape).draw(rows, out, steps, square=not drawn.classes)
+
+
+def impute_table(run_dir: str | Path, table_file: str, out: Path, steps: int, draws: int, seed: int = 0,
+                 ema: str | None = None) -> tuple[int, int]:
+    """Fill the empty cells of ``table_file`` with run ``run_dir``'s map and write the table to
+    ``out`` (CSV): every known cell as it was written, each filled one in the column's format.
+    Returns (cells filled, rows)."""
+    if out.suffix.lower() != ".csv":
+        raise UsageError(f"--out {str(out)!r}: imputation writes a .csv")
+    if not out.parent.exists():
+        raise UsageError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    run = load_run(run_dir, ema=ema)
+    if run.columns is None:
+        raise UsageError("this run was not trained on a table (data.columns=auto); impute needs one")
+    raw = read_table(table_file, min_rows=1, what="--input")
+    view = run.columns.parse(raw)
+    filled = impute(run, view, steps, draws, seed)
+    cells = run.columns.cells(filled, seed)
+    empty = torch.isnan(view).numpy()
+    columns = []
+    for j, name in enumerate(raw.names):  # the input's columns, in its order; known cells untouched
+        given = [None if (c is None or (isinstance(c, float) and np.isnan(c))) else _cell_text(c) for c in raw.columns[j]]
+        if name in run.columns.names and run.columns.columns[run.columns.names.index(name)].modelled:
+            k = run.columns.names.index(name)
+            given = [cells[k][i] if empty[i, k] else g for i, g in enumerate(given)]
+        columns.append(given)
+    write_csv(out, raw.names, (["" if c is None else c for c in row] for row in zip(*columns)))
+    modelled = [k for k, c in enumerate(run.columns.columns) if c.modelled]
+    return int(empty[:, modelled].sum()), len(raw)
+
+
+def _cell_text(c: object) -> str:
+    """A cell of a table as read, written back: text as it was, a number without a trailing .0."""
+    if isinstance(c, float):
+        return f"{c:.0f}" if c == round(c) and abs(c) < 1e15 else repr(float(c))
+    return str(c)
 
 
 # -- weights and sizes ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from torch import Tensor
 from ..errors import DataError
 from .arrays import ArrayFiles
 from .columns import TableTransform, detect_columns
+from .tables import RawTable, read_table
 from .images import IMAGE_DATASETS, ImageData, load_images
 from .toy2d import LABELLED_TOY, TOY, load_table
 
@@ -173,23 +174,8 @@ def build_source(name: str, path: str | None = None, cache: str | None = None, r
         return SamplerSource(name, TOY[name])
     if name == "points":
         if not path:
-            raise FileNotFoundError("data.name=points needs data.path: a .npy or .csv file of shape [N, D]")
-        points, labels, names = load_table(path, label_column)
-        if classes is not None and labels is None:
-            raise DataError("data.classes needs labels: set data.label_column")
-        lab = np.zeros(len(points), np.int64) if labels is None else labels.numpy()
-        train = _select(lab, holdout, classes, "train")
-        table = None
-        if columns != "none":  # fitted to the training rows, for either split
-            table = detect_columns(points[torch.from_numpy(train)].double().numpy(), names, columns)
-            points = table.apply(points.double()).float()
-        keep = train if split == "train" else _select(lab, holdout, classes, split)
-        i = torch.from_numpy(keep)
-        src = ArraySource(name, points[i], labels=None if labels is None else labels[i])
-        if labels is not None:
-            src.num_classes = int(labels.max()) + 1
-        src.columns = table
-        return src
+            raise FileNotFoundError("data.name=points needs data.path: a table (.csv, .parquet) or a .npy [N, D]")
+        return _table_source(path, label_column, holdout, classes, split, columns)
     if name == "array":
         if not path:
             raise FileNotFoundError("data.name=array needs data.path: a .npy or .safetensors file [N, ...] or a folder of them")
@@ -198,6 +184,59 @@ def build_source(name: str, path: str | None = None, cache: str | None = None, r
         return _finite(name, load_images(name, path, resolution=resolution, cache_dir=cache), holdout, classes, split, flip)
     valid = sorted(TOY) + ["points", "array"] + list(IMAGE_DATASETS)
     raise DataError(f"unknown data set {name!r}; choose one of {', '.join(valid)}")
+
+
+TABLE_FILL_SEED = 7727
+"""Seeds the standard normal draws that fill the value of empty number cells in a table's codes."""
+
+
+def _table_source(path: str, label_column: int | None, holdout: float, classes: list[int] | None, split: str,
+                  columns: str) -> ArraySource:
+    """A table's rows (:func:`build_source`, ``data.name=points``): read as it comes, split, its
+    columns fitted to the training rows (:mod:`flowmaps.data.columns`) and held in the model's
+    scale; ``columns=none`` keeps the raw numbers (every cell a number)."""
+    raw: RawTable | None = None
+    if columns == "none":
+        points, labels, _ = load_table(path, label_column)
+        n = len(points)
+    else:
+        raw, labels = _label_column(read_table(path), label_column)
+        n = len(raw)
+    if classes is not None and labels is None:
+        raise DataError("data.classes needs labels: set data.label_column")
+    lab = np.zeros(n, np.int64) if labels is None else labels.numpy()
+    train = _select(lab, holdout, classes, "train")
+    keep = train if split == "train" else _select(lab, holdout, classes, split)
+    table = None
+    if raw is None:
+        x = points[torch.from_numpy(keep)]
+    else:  # fitted to the training rows, for either split
+        table = detect_columns(raw.take(train), spec=columns)
+        if not table.width:
+            raise DataError(f"data.path {path!r}: no column can be modelled ({table.describe()}); a table needs at least one "
+                            f"column of numbers, categories or dates")
+        view = table.parse(raw.take(keep), strict=False)  # a level seen only in held-out rows reads as empty
+        x = table.apply(view, generator=torch.Generator().manual_seed(TABLE_FILL_SEED)).float()
+    src = ArraySource("points", x, labels=None if labels is None else labels[torch.from_numpy(keep)])
+    if labels is not None:
+        src.num_classes = int(labels.max()) + 1
+    src.columns = table
+    return src
+
+
+def _label_column(raw: RawTable, label_column: int | None) -> tuple[RawTable, Tensor | None]:
+    """(the table without its label column, the labels [N]) for ``data.label_column``."""
+    if label_column is None:
+        return raw, None
+    width = len(raw.names)
+    if not -width <= label_column < width or width < 2:
+        raise DataError(f"data.label_column {label_column} is outside the {width} columns of {raw.where}")
+    j = label_column % width
+    labels = raw.columns[j]
+    if labels.dtype.kind != "f" or np.isnan(labels).any() or (labels != np.round(labels)).any() or labels.min() < 0:
+        raise DataError(f"data.label_column {label_column} of {raw.where} must hold integer class labels 0, 1, 2, ... in "
+                        f"every row")
+    return raw.drop(j), torch.as_tensor(labels.astype(np.int64))
 
 
 def _finite(name: str, data: Any, holdout: float, classes: list[int] | None, split: str, flip: bool) -> ArraySource:

@@ -1,20 +1,65 @@
-"""Tables of numbers from CSV files: a header row (optional), one column per feature.
+"""Tables from CSV or Parquet files or a pandas DataFrame, read as they come.
 
-Every cell must be a finite number. A bad table is refused with one line that names the column
-and the fix, before anything is written: a text column, missing cells (empty, NaN or Inf) and a
-constant column (it carries no information and has no scale to standardise by).
+:func:`read_table` gives a :class:`RawTable`: the header's names and, per column, either numbers
+(float64, NaN for an empty cell) or text (an object array of stripped strings, None for an empty
+cell). What each column *is* (a category, a date, an identifier...) is decided later, from the
+training rows, by :mod:`flowmaps.data.columns`. A file that cannot be a table is refused with one
+line naming the fix, before anything is written: a header with duplicate names, rows of unequal
+length, fewer than two data rows.
+
+:func:`read_csv_table` is the strict reader of an all-numbers table (``data.columns=none``): every
+cell a finite number, no constant column.
 """
 from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
 
 MISSING = frozenset({"", "nan", "na", "n/a", "null", "none", "inf", "-inf", "+inf", "infinity", "-infinity"})
+"""Cells read as empty (case-insensitive). Inf counts as empty: no column can model it."""
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+"""The files read as tables (besides a .npy array [N, D])."""
+
+
+@dataclass
+class RawTable:
+    """A table as read: column ``names`` [C] and ``columns`` [C], each an array [N] of float64
+    (numbers; NaN empty) or of objects (text; None empty); ``dtypes`` [C]: a DataFrame's pandas
+    dtype names ("" for a file); ``where``: how messages name the source; ``first_line``: the
+    1-based file line of row 0 (0 for a DataFrame)."""
+
+    names: list[str]
+    columns: list[np.ndarray]
+    where: str
+    first_line: int = 0
+    dtypes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    def line(self, row: int) -> str:
+        """Where row ``row`` is, for a message: 'line 7' of a file, 'row 5' of a DataFrame."""
+        return f"line {row + self.first_line}" if self.first_line else f"row {row}"
+
+    def take(self, index: np.ndarray) -> RawTable:
+        """The rows at ``index`` (line numbers are no longer meaningful: rows are named by position)."""
+        return RawTable(self.names, [c[index] for c in self.columns], self.where, 0, self.dtypes)
+
+    def drop(self, j: int) -> RawTable:
+        """The table without column ``j``."""
+        keep = [i for i in range(len(self.names)) if i != j]
+        return RawTable([self.names[i] for i in keep], [self.columns[i] for i in keep], self.where, self.first_line,
+                        [self.dtypes[i] for i in keep] if self.dtypes else [])
+
+    def numeric(self) -> bool:
+        return all(c.dtype.kind == "f" for c in self.columns)
 
 
 def _number(cell: str) -> float | None:
@@ -26,50 +71,156 @@ def _number(cell: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _is_header(row: list[str]) -> bool:
-    """A first row with any non-numeric, non-missing cell is a header."""
-    for cell in row:
+def _is_missing(cell: str) -> bool:
+    return cell.strip().lower() in MISSING
+
+
+def parse_cells(cells: list[str]) -> np.ndarray:
+    """Numbers (float64, NaN empty) when every non-empty cell is one, else text (None empty)."""
+    try:
+        return np.array([math.nan if (v := _number(c)) is None else v for c in cells], dtype=np.float64)
+    except ValueError:
+        return np.array([None if _is_missing(c) else c.strip() for c in cells], dtype=object)
+
+
+def _is_header(rows: list[list[str]]) -> bool:
+    """Whether the first row names the columns: a non-numeric cell above a column of numbers, or
+    a row of distinct text cells none of which occurs again below it."""
+    first, body = rows[0], rows[1:]
+    cells = [c.strip() for c in first]
+
+    def numeric(c: str) -> bool:
         try:
-            _number(cell)
-        except ValueError:
+            _number(c)
             return True
-    return False
+        except ValueError:
+            return False
+
+    if all(numeric(c) for c in cells):
+        return False
+    for j, c in enumerate(cells):
+        below = [r[j] for r in body[:200] if j < len(r) and not _is_missing(r[j])]
+        if not numeric(c) and below and all(numeric(v) for v in below):
+            return True
+    seen_below = [{r[j].strip() for r in body if j < len(r)} for j in range(len(cells))]
+    return len(set(cells)) == len(cells) and all(c and c not in s for c, s in zip(cells, seen_below))
+
+
+def _check_names(names: list[str], where: str) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise DataError(f"{where}: the header names column {n!r} twice; give every column its own name")
+        seen.add(n)
+
+
+def read_csv_rows(path: Path, where: str) -> tuple[list[str], list[list[str]], int]:
+    """(names, rows of cells, the file line of the first row) of a CSV or TSV file; one-line
+    errors for an empty file, duplicate names and rows of unequal length."""
+    delimiter = "\t" if path.suffix == ".tsv" else ","
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [r for r in csv.reader(f, delimiter=delimiter) if any(c.strip() for c in r)]
+    if not rows:
+        raise DataError(f"{where} is empty: give a .csv with a header row and one row per record")
+    header = len(rows) > 1 and _is_header(rows)
+    names = [c.strip() or f"column {j}" for j, c in enumerate(rows[0])] if header else [f"column {j}" for j in range(len(rows[0]))]
+    _check_names(names, where)
+    body = rows[1:] if header else rows
+    first_line = 1 + int(header)
+    for i, row in enumerate(body):
+        if len(row) != len(names):
+            raise DataError(f"{where}: line {i + first_line} has {len(row)} cells, the "
+                             f"{'header' if header else 'first line'} has {len(names)}; every row needs one cell per column")
+    return names, body, first_line
+
+
+def read_table(path: str | Path, min_rows: int = 2, what: str = "data.path") -> RawTable:
+    """A table file as it comes (.csv, .tsv, .parquet with pyarrow, or a .npy array [N, D]).
+    ``min_rows``: fewer data rows are refused (training needs 2; a user's inputs may hold 1);
+    ``what``: the flag or key that gave the path, for messages."""
+    p = Path(path)
+    where = f"{what} {str(p)!r}"
+    if not p.is_file():
+        raise FileNotFoundError(f"{where} does not exist: give a .csv, .parquet or .npy table")
+    suffix = p.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        names, body, first_line = read_csv_rows(p, where)
+        table = RawTable(names, [parse_cells([r[j] for r in body]) for j in range(len(names))], where, first_line)
+    elif suffix in (".parquet", ".pq"):
+        try:
+            import pandas as pd
+
+            frame = pd.read_parquet(p)
+        except ImportError:
+            raise DataError(f"{where}: reading Parquet needs pyarrow: pip install pyarrow (or save the table as .csv)") from None
+        table = frame_table(frame, where)
+    elif suffix == ".npy":
+        arr = np.load(p)
+        if arr.ndim != 2:
+            raise DataError(f"{where} holds shape {list(arr.shape)}; expected a table [N, D]")
+        arr = np.asarray(arr, dtype=np.float64)
+        arr[~np.isfinite(arr)] = np.nan
+        table = RawTable([f"column {j}" for j in range(arr.shape[1])], [arr[:, j].copy() for j in range(arr.shape[1])], where)
+    else:
+        raise DataError(f"{where}: expected a .csv, .tsv, .parquet or .npy table")
+    if len(table) < min_rows:
+        raise DataError(f"{where} has {len(table)} data row{'s' if len(table) != 1 else ''}; a table to learn from "
+                        f"needs at least {min_rows} (and far more to learn well)")
+    return table
+
+
+def frame_table(frame: Any, where: str = "the DataFrame") -> RawTable:
+    """A pandas DataFrame as a :class:`RawTable`: number columns as float64, booleans as
+    'True'/'False', dates as ISO text, everything else as text; each column's dtype kept."""
+    import pandas as pd
+
+    names = [str(c) for c in frame.columns]
+    _check_names(names, where)
+    cols, dtypes = [], []
+    for name in frame.columns:
+        s = frame[name]
+        dtypes.append(str(s.dtype))
+        if pd.api.types.is_bool_dtype(s.dtype):
+            cols.append(np.array([None if pd.isna(v) else str(bool(v)) for v in s], dtype=object))
+        elif pd.api.types.is_numeric_dtype(s.dtype):
+            v = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+            v[~np.isfinite(v)] = np.nan
+            cols.append(v)
+        elif pd.api.types.is_datetime64_any_dtype(s.dtype):
+            stamps = pd.to_datetime(s)
+            fmt = "%Y-%m-%d" if bool((stamps.dropna() == stamps.dropna().dt.normalize()).all()) else "%Y-%m-%d %H:%M:%S"
+            cols.append(np.array([None if pd.isna(v) else v.strftime(fmt) for v in stamps], dtype=object))
+        else:
+            cells = [None if (v is None or (not isinstance(v, str) and pd.isna(v))) else str(v) for v in s]
+            cols.append(parse_cells(["" if c is None else c for c in cells]))
+    return RawTable(names, cols, where, 0, dtypes)
 
 
 def read_csv_table(path: str | Path, refuse_constant: bool = True) -> tuple[np.ndarray, list[str]]:
-    """(values [N, D] float64, column names [D]) of a comma-separated file; names are the header's,
-    or ``column 0``, ``column 1``, ... when the file has none. ``refuse_constant``: training data
-    (a user's inputs to a trained run may hold a constant column)."""
+    """(values [N, D] float64, column names [D]) of an all-numbers CSV (``data.columns=none``);
+    names are the header's, or ``column 0``, ``column 1``, ... when the file has none.
+    ``refuse_constant``: training data (a user's inputs to a trained run may hold a constant column)."""
     p = Path(path)
-    with open(p, newline="") as f:
-        rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
-    if not rows:
-        raise DataError(f"data.path {str(p)!r} is empty: give a .csv with one row per point")
-    header = _is_header(rows[0])
-    names = [c.strip() or f"column {j}" for j, c in enumerate(rows[0])] if header else [f"column {j}" for j in range(len(rows[0]))]
-    body = rows[1:] if header else rows
-    width = len(names)
-    first_line = 1 + int(header)  # the 1-based file line of body row 0
-    values = np.empty((len(body), width))  # a missing cell is NaN
+    where = f"data.path {str(p)!r}"
+    names, body, first_line = read_csv_rows(p, where)
+    values = np.empty((len(body), len(names)))  # a missing cell is NaN
     for i, row in enumerate(body):
-        if len(row) != width:
-            raise DataError(f"data.path {str(p)!r}: line {i + first_line} has {len(row)} cells, the "
-                             f"{'header' if header else 'first line'} has {width}; every row needs one cell per column")
         for j, cell in enumerate(row):
             try:
                 v = _number(cell)
             except ValueError:
-                raise DataError(f"data.path {str(p)!r}: column {names[j]!r} holds text ({cell.strip()!r} on line "
-                                 f"{i + first_line}); drop the column or encode it as numbers") from None
+                raise DataError(f"{where}: column {names[j]!r} holds text ({cell.strip()!r} on line {i + first_line}); "
+                                 f"drop the column, encode it as numbers or keep data.columns=auto") from None
             values[i, j] = math.nan if v is None else v
     missing = np.isnan(values)
     if missing.any():
         j = int(np.flatnonzero(missing.any(axis=0))[0])
-        raise DataError(f"data.path {str(p)!r}: column {names[j]!r} has {int(missing[:, j].sum())} missing or non-finite "
-                         f"cells (first on line {int(np.argmax(missing[:, j])) + first_line}); fill them or drop those rows")
-    constant = (values == values[0]).all(axis=0) if refuse_constant and len(body) >= 2 else np.zeros(width, bool)
+        raise DataError(f"{where}: column {names[j]!r} has {int(missing[:, j].sum())} missing or non-finite "
+                         f"cells (first on line {int(np.argmax(missing[:, j])) + first_line}); fill them, drop those rows "
+                         f"or keep data.columns=auto")
+    constant = (values == values[0]).all(axis=0) if refuse_constant and len(body) >= 2 else np.zeros(len(names), bool)
     if constant.any():
         j = int(np.flatnonzero(constant)[0])
-        raise DataError(f"data.path {str(p)!r}: column {names[j]!r} is constant ({values[0, j]:g} in every row); "
+        raise DataError(f"{where}: column {names[j]!r} is constant ({values[0, j]:g} in every row); "
                          f"drop it, it carries no information")
     return values, names

@@ -390,26 +390,27 @@ def plot_marginals(train: Tensor, gen: Tensor, names: list[str], steps: int, out
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train, gen = train.numpy(), gen.numpy()  # NaN: a table's empty cells, left out of the histograms
-    d = min(len(names), 36)
+    train, gen = train.numpy(), gen.numpy()
+    has = lambda x, j: bool((~np.isnan(x[:, j])).any())  # NaN: a table's empty cells and the columns it does not model
+    shown = [j for j in range(len(names)) if has(train, j) and has(gen, j)][:36]
+    d = max(len(shown), 1)
     cols = min(6, d)
     rows = (d + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.8 * rows), squeeze=False)
-    for j, ax in enumerate(axes.flat):
-        if j >= d:
+    for k, ax in enumerate(axes.flat):
+        if k >= len(shown):
             ax.axis("off")
             continue
+        j = shown[k]
         a, b = train[:, j][~np.isnan(train[:, j])], gen[:, j][~np.isnan(gen[:, j])]
-        if not len(a) or not len(b):
-            ax.axis("off")
-            continue
         lo, hi = np.percentile(np.r_[a, b], [0.5, 99.5])
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
         ax.hist(a, bins, density=True, alpha=0.5, label="training")
         ax.hist(b, bins, density=True, histtype="step", color="k", label=f"N = {steps}")
         ax.set_title(names[j][:24], fontsize=7)
         ax.tick_params(labelsize=5)
-    axes.flat[0].legend(fontsize=5)
+    if shown:
+        axes.flat[0].legend(fontsize=5)
     fig.tight_layout()
     tmp = out.with_name(out.name + ".tmp.png")
     fig.savefig(tmp, dpi=110)

@@ -39,9 +39,10 @@ class DataConfig:
     ``holdout``: a fraction of a finite set (points, images) that training never sees, the same
     class-stratified items for every run (``flowmaps score``/``edit`` benchmarks use it);
     ``classes``: train on these classes only (e.g. [3]: one-class anomaly detection).
-    ``columns``: how a point file's columns are scaled and written back
-    (:mod:`flowmaps.data.columns`): ``auto`` (each column standardised, its type detected:
-    real, positive, integer, category), ``none`` (the raw values) or ``name:type,...``."""
+    ``columns``: how a table's columns are read, modelled and written back
+    (:mod:`flowmaps.data.columns`): ``auto`` (each column's type detected: real, positive,
+    integer, share, category, boolean, datetime, or left out: identifier, text, constant, empty;
+    empty cells learned), ``none`` (the raw numbers, one scale) or ``name:type,...``."""
 
     name: str = "checker"
     path: Optional[str] = None

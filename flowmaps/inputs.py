@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data.images import IMAGE_SUFFIXES, atomic_save, list_images, read_image
 from .data.columns import TableTransform
+from .data.images import IMAGE_SUFFIXES, atomic_save, list_images, read_image
 from .data.tables import TABLE_SUFFIXES, read_table
 from .data.toy2d import load_points
 from .errors import InputError

@@ -391,7 +391,8 @@ def impute_table(run_dir: str | Path, table_file: str, out: Path, steps: int, dr
     empty = torch.isnan(view).numpy()
     columns = []
     for j, name in enumerate(raw.names):  # the input's columns, in its order; known cells untouched
-        given = [None if (c is None or (isinstance(c, float) and np.isnan(c))) else _cell_text(c) for c in raw.columns[j]]
+        given = ([r[j] for r in raw.text] if raw.text is not None else
+                 [None if (c is None or (isinstance(c, float) and np.isnan(c))) else _cell_text(c) for c in raw.columns[j]])
         if name in run.columns.names and run.columns.columns[run.columns.names.index(name)].modelled:
             k = run.columns.names.index(name)
             given = [cells[k][i] if empty[i, k] else g for i, g in enumerate(given)]

@@ -14,6 +14,7 @@
     RUN/audit.json, RUN/audit-marginals.png   the audit (``flowmaps audit``)
     RUN/report.html          the report (``flowmaps report``)
     RUN/tensorboard/         TensorBoard events (``train.tensorboard``)
+    RUN/table.csv, RUN/table-dtypes.json   a DataFrame given to ``flowmaps.TableModel.fit``, and its dtypes
 """
 from __future__ import annotations
 
@@ -38,6 +39,14 @@ class RunFolder:
     @property
     def config(self) -> Path:
         return self.path / "config.yaml"
+
+    @property
+    def table_data(self) -> Path:
+        return self.path / "table.csv"
+
+    @property
+    def table_dtypes(self) -> Path:
+        return self.path / "table-dtypes.json"
 
     @property
     def meta(self) -> Path:

@@ -75,7 +75,8 @@ def test_a_table_run_writes_its_header_back_and_is_audited(tmp_path, capsys):
     audit = json.loads((run / "audit.json").read_text())
     names = [f["name"] for f in audit["figures"]["1"]]
     assert names == ["fidelity (two-sample AUC)", "coverage (recall)", "precision", "memorisation (distance ratio)",
-                     "near copies (share)", "out of training range (share)"]
+                     "near copies (share)", "out of training range (share)", "column shapes (KS / TV complement)",
+                     "column pair trends", "ML utility (accuracy predicting flag)"]
     assert all(f["verdict"] in ("good", "weak", "failing") and f["rule"] for f in audit["figures"]["2"])
     assert {"real", "gaussian"} <= set(audit["figures"]["1"][0]["references"])
     assert (run / "audit-marginals.png").is_file()

@@ -44,7 +44,7 @@ def test_named_sets_and_errors(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         detect_data(str(tmp_path / "nope"))
     (tmp_path / "x.txt").write_text("1")
-    with pytest.raises(ConfigError, match=r"\.npy or \.csv"):
+    with pytest.raises(ConfigError, match=r"a table \(\.csv, \.tsv, \.parquet\) or a \.npy"):
         detect_data(str(tmp_path / "x.txt"))
 
 

@@ -64,6 +64,9 @@ IDENTIFIER_SHARE = 0.95
 MIN_ROWS_FOR_IDENTIFIER = 20
 TEXT_SHARE = 0.5
 """A text column with more than this share of distinct values (and more than MAX_CATEGORIES) is not a category."""
+SHARE_MIN_HIGH = 0.5
+"""A number column inside [0, 1] is a share when it reaches above this (near the bound 1, where a
+log would not keep it inside); a column of small values far from 1 is ``positive``."""
 SKEW_FOR_LOG = 1.0
 """Non-negative columns more right-skewed than this are log-transformed before standardising."""
 LOG_OFFSET = 0.1
@@ -452,7 +455,7 @@ def detect_type(v: np.ndarray, name: str = "") -> str:
             if distinct == len(x) >= MIN_ROWS_FOR_IDENTIFIER and (_ID_NAME.search(name.strip()) or np.ptp(x) < 3 * len(x)):
                 return "identifier"
             return "integer"
-        if (x >= 0).all() and (x <= 1).all():
+        if (x >= 0).all() and (x <= 1).all() and x.max() > SHARE_MIN_HIGH:
             return "share"
         return "positive" if (x >= 0).all() else "real"
     cells = [c for c in v if c is not None]

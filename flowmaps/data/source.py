@@ -12,8 +12,8 @@ from torch import Tensor
 from ..errors import DataError
 from .arrays import ArrayFiles
 from .columns import TableTransform, detect_columns
-from .tables import RawTable, read_table
 from .images import IMAGE_DATASETS, ImageData, load_images
+from .tables import RawTable, read_table
 from .toy2d import LABELLED_TOY, TOY, load_table
 
 

@@ -40,6 +40,8 @@ class RawTable:
     where: str
     first_line: int = 0
     dtypes: list[str] = field(default_factory=list)
+    text: list[list[str]] | None = None
+    """A file's rows as written (CSV, TSV): what imputation writes back for every known cell."""
 
     def __len__(self) -> int:
         return len(self.columns[0]) if self.columns else 0
@@ -50,13 +52,15 @@ class RawTable:
 
     def take(self, index: np.ndarray) -> RawTable:
         """The rows at ``index`` (line numbers are no longer meaningful: rows are named by position)."""
-        return RawTable(self.names, [c[index] for c in self.columns], self.where, 0, self.dtypes)
+        return RawTable(self.names, [c[index] for c in self.columns], self.where, 0, self.dtypes,
+                        None if self.text is None else [self.text[i] for i in index])
 
     def drop(self, j: int) -> RawTable:
         """The table without column ``j``."""
         keep = [i for i in range(len(self.names)) if i != j]
         return RawTable([self.names[i] for i in keep], [self.columns[i] for i in keep], self.where, self.first_line,
-                        [self.dtypes[i] for i in keep] if self.dtypes else [])
+                        [self.dtypes[i] for i in keep] if self.dtypes else [],
+                        None if self.text is None else [[r[i] for i in keep] for r in self.text])
 
     def numeric(self) -> bool:
         return all(c.dtype.kind == "f" for c in self.columns)
@@ -145,7 +149,7 @@ def read_table(path: str | Path, min_rows: int = 2, what: str = "data.path") -> 
     suffix = p.suffix.lower()
     if suffix in (".csv", ".tsv"):
         names, body, first_line = read_csv_rows(p, where)
-        table = RawTable(names, [parse_cells([r[j] for r in body]) for j in range(len(names))], where, first_line)
+        table = RawTable(names, [parse_cells([r[j] for r in body]) for j in range(len(names))], where, first_line, text=body)
     elif suffix in (".parquet", ".pq"):
         try:
             import pandas as pd
@@ -183,7 +187,7 @@ def frame_table(frame: Any, where: str = "the DataFrame") -> RawTable:
         if pd.api.types.is_bool_dtype(s.dtype):
             cols.append(np.array([None if pd.isna(v) else str(bool(v)) for v in s], dtype=object))
         elif pd.api.types.is_numeric_dtype(s.dtype):
-            v = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+            v = pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(na_value=np.nan, copy=True)
             v[~np.isfinite(v)] = np.nan
             cols.append(v)
         elif pd.api.types.is_datetime64_any_dtype(s.dtype):
@@ -193,6 +197,8 @@ def frame_table(frame: Any, where: str = "the DataFrame") -> RawTable:
         else:
             cells = [None if (v is None or (not isinstance(v, str) and pd.isna(v))) else str(v) for v in s]
             cols.append(parse_cells(["" if c is None else c for c in cells]))
+            if all(isinstance(v, (bool, np.bool_)) for v in s.dropna()) and s.notna().any():
+                dtypes[-1] = "boolean"  # True / False with gaps: pandas keeps them as objects
     return RawTable(names, cols, where, 0, dtypes)
 
 

@@ -60,8 +60,8 @@ def test_a_spec_overrides_some_columns_and_bad_specs_name_the_fix():
     t = detect_columns(x, names, "flag:real,2:real")
     assert [c.type for c in t.columns] == ["real", "positive", "real", "real"]
     assert parse_column_spec("auto", names) == {}
-    with pytest.raises(ValueError, match="unknown type 'text'"):
-        parse_column_spec("flag:text", names)
+    with pytest.raises(ValueError, match="unknown type 'colour'"):
+        parse_column_spec("flag:colour", names)
     with pytest.raises(ValueError, match="no column 'age'; the columns are real, skewed, count, flag"):
         parse_column_spec("age:integer", names)
     with pytest.raises(ValueError, match="set positive but holds negative values"):

@@ -22,8 +22,8 @@ def test_no_header_gets_column_names(tmp_path):
 
 
 @pytest.mark.parametrize("text, match", [
-    ("a,name\n1,x\n2,y\n", r"column 'name' holds text \('x' on line 2\); drop the column or encode it as numbers"),
-    ("a,b\n1,2\n3,\n5,6\n", r"column 'b' has 1 missing or non-finite cells \(first on line 3\); fill them or drop those rows"),
+    ("a,name\n1,x\n2,y\n", r"column 'name' holds text \('x' on line 2\); drop the column, encode it as numbers or keep data.columns=auto"),
+    ("a,b\n1,2\n3,\n5,6\n", r"column 'b' has 1 missing or non-finite cells \(first on line 3\); fill them, drop those rows or keep data.columns=auto"),
     ("a,b\n1,NaN\n3,inf\n5,6\n", r"column 'b' has 2 missing or non-finite cells \(first on line 2\)"),
     ("a,b\n1,7\n3,7\n5,7\n", r"column 'b' is constant \(7 in every row\); drop it"),
     ("a,b\n1,2\n3\n", r"line 3 has 1 cells, the header has 2"),
@@ -35,10 +35,10 @@ def test_bad_tables_get_one_line_naming_the_column(tmp_path, text, match):
     assert "\n" not in str(info.value)
 
 
-def test_cli_refuses_a_bad_table_and_writes_nothing(tmp_path, capsys):
+def test_cli_refuses_a_raw_table_with_text_and_writes_nothing(tmp_path, capsys):
     data = _write(tmp_path / "t.csv", "size,colour\n1,red\n2,blue\n")
     out = tmp_path / "run"
-    assert main(["train", "--data", str(data), "--out", str(out), "--set", "train.steps=2"]) != 0
+    assert main(["train", "--data", str(data), "--out", str(out), "--set", "train.steps=2", "--set", "data.columns=none"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "column 'colour' holds text" in err[0]
     assert not out.exists()

@@ -22,6 +22,12 @@ tree splits on quantiles, so the test's AUC does not depend on a monotone rescal
     python benchmarks/tables.py --minutes 2 --columns real   # every column plainly standardised (no log, clip or rounding)
     python benchmarks/tables.py --sweep 75 150 300 600 1200 --seeds 0   # fixed step counts, raw weights, no evaluation
 
+``--peers`` is the side-by-side of tables as they come (text, empty cells) with SDV and
+Forest-Flow (issue 29; :mod:`table_peers` says what it measures), run from ``.venv-peers``
+(``bash benchmarks/setup_table_peers.sh``):
+
+    .venv-peers/bin/python benchmarks/tables.py --peers --minutes 2 --seeds 0 1 2 --impute
+
 ``--sweep`` is how ``train.max_steps`` (one step per training row, at least 150) was chosen:
 each table at fixed step counts (``--set train.steps=S --no-eval``, the raw weights audited).
 """
@@ -138,8 +144,20 @@ def main() -> None:
     ap.add_argument("--columns", choices=["real"], help="real: every column plainly standardised (the comparison "
                                                        "for the column types)")
     ap.add_argument("--sweep", type=int, nargs="+", help="fixed step counts instead of --minutes (raw weights)")
-    ap.add_argument("--out", help="JSON of the results (default results/tables_cpu[_real|_sweep].json)")
+    ap.add_argument("--out", help="JSON of the results (default results/tables_cpu[_real|_sweep|_peers].json)")
+    ap.add_argument("--peers", action="store_true", help="tables as they come beside SDV and Forest-Flow (table_peers.py)")
+    ap.add_argument("--impute", action="store_true", help="with --peers: also score imputation")
+    ap.add_argument("--only", nargs="+", help="with --peers: these systems only (flowmaps, gaussian_copula, ctgan, tvae, "
+                                              "forest_flow)")
     args = ap.parse_args()
+    if args.peers:
+        from table_peers import TABLES, run_peers
+
+        tables = [t for t in args.tables if t in TABLES or t == "titanic"] if args.tables != ap.get_default("tables") \
+            else list(TABLES)
+        run_peers(tables, args.seeds, args.minutes, Path(args.out or Path(__file__).parent / "results" / "tables_cpu_peers.json"),
+                  args.impute, args.only)
+        return
     kind = "_real" if args.columns else "_sweep" if args.sweep else ""
     out_path = Path(args.out or Path(__file__).parent / "results" / f"tables_cpu{kind}.json")
     results: dict[str, dict] = {}

@@ -25,3 +25,16 @@ def test_readme_pipeline_snippet_runs(tmp_path, monkeypatch):
     scope: dict = {}
     exec(compile(code.replace('data="points.csv", minutes=3', short), "README.md", "exec"), scope)
     assert scope["done"].report.is_file() and "w2" in scope["again"].result["metrics"]["map"]["4"]
+
+
+def test_readme_table_snippet_runs(tmp_path, monkeypatch):
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    code = re.search(r"\*\*From Python\*\*.*?```python\n(.*?)```", text, re.S).group(1)
+    fit = "flowmaps.TableModel.fit(df, minutes=2)"
+    assert fit in code
+    short = 'flowmaps.TableModel.fit(df, minutes=None, out="m", settings={"train.steps": 30, "eval.num_samples": 300})'
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code.replace(fit, short), "README.md", "exec"), scope)
+    assert scope["filled"].isna().sum().sum() == 0 and list(scope["rows"].columns) == list(scope["df"].columns)
+    assert set(scope["adelie"]["species"]) == {"Adelie"} and (tmp_path / "penguins-model" / "config.yaml").is_file()

@@ -184,8 +184,9 @@ TABLE_HOLDOUT = 0.2
 """The share of a point file's rows held out for the audit (files of at least MIN_ROWS_FOR_HOLDOUT rows)."""
 MIN_ROWS_FOR_HOLDOUT = 50
 MIN_TABLE_STEPS = 150
-"""A point file trains at most max(MIN_TABLE_STEPS, its training rows) steps: past that, samples
-drew nearer to training rows than new rows are (96, 320 and 400 rows measured, benchmarks/README.md)."""
+"""A point file trains on at most max(MIN_TABLE_STEPS, its training rows) batches of 2,048 rows
+(steps of a smaller batch count in proportion): past that, samples drew nearer to training rows
+than new rows are (96, 320 and 400 rows measured, benchmarks/README.md)."""
 
 
 def table_columns(path: str) -> TableTransform:
@@ -193,7 +194,7 @@ def table_columns(path: str) -> TableTransform:
     return detect_columns(read_table(path))
 
 
-def _table_choices(path: str) -> tuple[list[Choice], int]:
+def _table_choices(path: str, batch: int) -> tuple[list[Choice], int]:
     """A point file: each column handled by its detected type, a held-out share, the step cap and
     the evaluation's samples; and the width of its rows in the model's scale."""
     raw = read_table(path)
@@ -201,14 +202,14 @@ def _table_choices(path: str) -> tuple[list[Choice], int]:
     holdout = TABLE_HOLDOUT if rows >= MIN_ROWS_FOR_HOLDOUT else 0.0
     n_held = int(round(holdout * rows))
     kinds = table.describe()
-    cap = max(MIN_TABLE_STEPS, rows - n_held)
+    cap = max(MIN_TABLE_STEPS, rows - n_held) * recipes.POINTS_BATCH // batch
     samples = min(20000, max(2000, 10 * rows))
     return [
         Choice("data.columns", "auto", f"each column handled by its type; detected: {kinds}"),
         Choice("data.holdout", holdout, f"{n_held} of {rows} rows held out for 'flowmaps audit'" if holdout else
                f"{rows} rows: too few to hold any out (at least {MIN_ROWS_FOR_HOLDOUT})"),
-        Choice("train.max_steps", cap, f"at most one step per training row (at least {MIN_TABLE_STEPS}): "
-                                       "more steps memorised the rows of small tables"),
+        Choice("train.max_steps", cap, f"at most one batch of {recipes.POINTS_BATCH:,} per training row (at least "
+                                       f"{MIN_TABLE_STEPS}), in steps of {batch:,}: more memorised the rows of small tables"),
         Choice("eval.num_samples", samples, "scored against the table's own rows: ten samples per row (2,000 to 20,000)"),
     ], table.width
 
@@ -236,7 +237,8 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
         return [*choices, Choice("net", net, why), *recipes.arrays(cpu), *common]
     image = name in IMAGE_DATASETS
     if not image:
-        table, dim = _table_choices(path) if name == "points" else ([], 2)  # type: ignore[arg-type]
+        batch = recipes.TABLE_BATCH if cpu else 8192
+        table, dim = _table_choices(path, batch) if name == "points" else ([], 2)  # type: ignore[arg-type]
         net, _ = kind_for_data(name, (dim,)).network(cpu)
         choices += [*table, *recipes.points(name, dim, cpu, dev.processes, net)]
         return choices + common

@@ -32,7 +32,7 @@ def test_a_table_is_standardised_held_out_and_capped_in_steps(tmp_path):
     v, why = _values(choices), {c.key: c.why for c in choices}
     assert v["data.columns"] == "auto" and "1 real, 1 positive, 1 log-transformed, 1 category" in why["data.columns"]
     assert v["data.holdout"] == 0.2 and "60 of 300 rows held out" in why["data.holdout"]
-    assert v["train.max_steps"] == 240  # one step per training row
+    assert v["train.max_steps"] == 960 and v["train.batch_size"] == 512  # one batch of 2,048 per training row, in steps of 512
     np.savetxt(tmp_path / "small.csv", x[:40], delimiter=",", header="a,b,c", comments="")
     v = _values(auto_config(str(tmp_path / "small.csv"), minutes=2, device="cpu"))
     assert v["data.holdout"] == 0.0 and v["train.max_steps"] == 150

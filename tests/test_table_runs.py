@@ -142,3 +142,21 @@ def test_inputs_to_a_table_run_are_read_by_column_name(table_run, tmp_path):
     x, _ = read_inputs(reordered, run.shape, table=run.columns)
     y, _ = read_inputs(data, run.shape, table=run.columns)
     assert torch.allclose(x, y[:5], equal_nan=True)
+
+
+@pytest.mark.parametrize("text, extra, match", [
+    ("a,a,b\n1,2,x\n3,4,y\n", [], "the header names column 'a' twice; give every column its own name"),
+    ("a,b\n1,x\n", [], "has 1 data row; a table to learn from needs at least 2"),
+    ("a,b\n1,x\n2,y,3\n", [], "line 3 has 3 cells, the header has 2; every row needs one cell per column"),
+    (None, ["--set", "data.columns=code:category"], "column 'code' has 2,400 distinct values, too many for a category"),
+])
+def test_bad_tables_stop_in_one_line_and_write_nothing(tmp_path, capsys, text, extra, match):
+    path = tmp_path / "t.csv"
+    if text is None:
+        text = "code,x\n" + "".join(f"k{i},{i % 7}\n" for i in range(3000))
+    path.write_text(text)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(path), "--out", str(out), "--set", "train.steps=2", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0]
+    assert not out.exists()

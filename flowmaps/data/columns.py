@@ -7,6 +7,8 @@ with statistics computed once from the training rows and stored with the run (``
 ``[B, C]`` tensors of :meth:`TableTransform.invert` and :meth:`TableTransform.apply`; NaN is an
 empty cell), and a **code** of ``width`` coordinates in the model's scale (``[B, D]``):
 
+Every number and date is written back inside the range of the training rows (:meth:`Column.tidy`).
+
 - ``real``: standardised to mean 0 and std 1;
 - ``positive``: non-negative values; a right-skewed column (skewness above :data:`SKEW_FOR_LOG`)
   is first mapped by log(x + c), c a fraction of its median positive value; outputs clipped at 0;
@@ -207,8 +209,12 @@ class Column:
         return v
 
     def tidy(self, v: np.ndarray) -> np.ndarray:
-        """Values [B] in the data's scale made ones the column can hold: clipped to its range,
-        snapped to a seen value, rounded to a whole number or to a date's resolution."""
+        """Values [B] in the data's scale made ones the column can hold: kept inside the training
+        rows' range (as SDV's ``enforce_min_max_values`` does: a sample past the largest value seen
+        is an artefact of the map's tails, not a new record), snapped to a seen value, rounded to a
+        whole number or to a date's resolution."""
+        if self.high > self.low:
+            v = np.clip(v, self.low, self.high)
         if self.nonnegative:
             v = np.clip(v, 0, None)
         if self.type == "share":

@@ -45,7 +45,8 @@ def test_outputs_stay_in_range_rounded_and_snapped():
     assert bool((y[:, 1] >= 0).all()) and bool((y[:, 2] >= 0).all())  # non-negative columns
     assert bool((y[:, 2] == y[:, 2].round()).all())  # the count is an integer
     assert set(y[:, 3].tolist()) <= {0.0, 1.0}  # the flag takes its seen values
-    assert bool((y[:, 0] < 0).any())  # a real column is not clipped
+    assert bool((y[:, 0] < 0).any())  # a real column is not clipped at 0 ...
+    assert float(y[:, 0].min()) == x[:, 0].min() and float(y[:, 0].max()) == x[:, 0].max()  # ... but to the training range
 
 
 def test_the_log_makes_a_skewed_column_more_gaussian():

@@ -147,6 +147,8 @@ def main() -> None:
     ap.add_argument("--out", help="JSON of the results (default results/tables_cpu[_real|_sweep|_peers].json)")
     ap.add_argument("--peers", action="store_true", help="tables as they come beside SDV and Forest-Flow (table_peers.py)")
     ap.add_argument("--impute", action="store_true", help="with --peers: also score imputation")
+    ap.add_argument("--peer-seeds", type=int, nargs="+", help="with --peers: run CTGAN, TVAE and Forest-Flow (two minutes "
+                                                               "each) at these seeds only (default: every seed)")
     ap.add_argument("--only", nargs="+", help="with --peers: these systems only (flowmaps, gaussian_copula, ctgan, tvae, "
                                               "forest_flow)")
     args = ap.parse_args()
@@ -156,7 +158,7 @@ def main() -> None:
         tables = [t for t in args.tables if t in TABLES or t == "titanic"] if args.tables != ap.get_default("tables") \
             else list(TABLES)
         run_peers(tables, args.seeds, args.minutes, Path(args.out or Path(__file__).parent / "results" / "tables_cpu_peers.json"),
-                  args.impute, args.only)
+                  args.impute, args.only, args.peer_seeds)
         return
     kind = "_real" if args.columns else "_sweep" if args.sweep else ""
     out_path = Path(args.out or Path(__file__).parent / "results" / f"tables_cpu{kind}.json")

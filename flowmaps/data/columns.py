@@ -80,8 +80,10 @@ DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d 
 """Date formats tried in order; a column is a date when every non-empty cell parses with one
 (``%Y%m%d`` only for 8-digit text)."""
 BOOLEAN_PAIRS = ({"yes", "no"}, {"true", "false"}, {"y", "n"}, {"t", "f"})
-_ID_NAME = re.compile(r"(^|[\s_.\-])(id|key|index|idx|no|nr|number|code)$|^(id|rownames|row|index|unnamed: ?0)\b|[a-z]Id$|ID$",
+_ID_NAME = re.compile(r"(^|[\s_.\-])(id|key|index|idx|no|nr|number|code)$|^(id|rownames|row|index|unnamed: ?0)\b",
                       re.IGNORECASE)
+_ID_CAMEL = re.compile(r"[a-z]Id$|ID$")
+"""Column names of identifiers: customer_id, order no, rownames, Unnamed: 0, customerId, userID."""
 _EPOCH = np.datetime64("1970-01-01T00:00:00", "us")
 
 
@@ -458,7 +460,8 @@ def detect_type(v: np.ndarray, name: str = "") -> str:
         if distinct <= MAX_CATEGORIES:
             return "category"
         if (x == np.round(x)).all():
-            if distinct == len(x) >= MIN_ROWS_FOR_IDENTIFIER and (_ID_NAME.search(name.strip()) or np.ptp(x) < 3 * len(x)):
+            if distinct == len(x) >= MIN_ROWS_FOR_IDENTIFIER and (_ID_NAME.search(name.strip()) or _ID_CAMEL.search(name.strip())
+                                                             or np.ptp(x) < 3 * len(x)):
                 return "identifier"
             return "integer"
         if (x >= 0).all() and (x <= 1).all() and x.max() > SHARE_MIN_HIGH:
@@ -535,7 +538,8 @@ def fit_column(name: str, v: np.ndarray, kind: str, dtype: str = "") -> Column:
 
 
 def _fit_levels(name: str, present: np.ndarray, numbers: bool, kind: str, missing: float, dtype: str) -> Column:
-    """A category (or boolean) of levels: the seen values in order of first appearance... sorted."""
+    """A category (or boolean) of levels: the seen values, sorted (a boolean's false level first),
+    one-hot up to :data:`ONEHOT_MAX_LEVELS` code words (the empty level counted), else analog bits."""
     if numbers:
         levels = [_level_text(u) for u in np.unique(present)]
     else:

@@ -55,7 +55,7 @@ from .kinds import data_kind
 from .metrics.classifier import classifier_features
 from .metrics.fid import InceptionFeatures
 from .metrics.images import project_classifier
-from .metrics.tabular import column_shapes, default_target, empty_shares, ml_utility, pair_trends
+from .metrics.tabular import column_shapes, default_target, empty_shares, pair_trends, utility_metric, utility_score
 from .train.builders import build_data
 from .train.checkpoint import write_text_atomic
 
@@ -195,32 +195,61 @@ def validity(gen: Tensor, held: Tensor, train: Tensor, per_column: bool, clipped
                   "good: all finite and <= max(1%, 2 x real's); weak <= 10%; else failing")
 
 
-def table_figures(columns: list[Any], gen: np.ndarray, held: np.ndarray, train: np.ndarray, target: str | None,
-                  seed: int = 0) -> list[Figure]:
-    """The figures of a table (:mod:`flowmaps.metrics.tabular`), each beside what the training
-    rows score against the same held-out rows: column shapes and pair trends (SDMetrics'
-    definitions), the share of empty cells, and machine-learning utility for ``target``."""
-    shapes = lambda x: float(np.mean(list(column_shapes(held, x, columns).values())))
-    pairs = lambda x: float(np.mean(list(pair_trends(held, x, columns, seed).values()) or [1.0]))
+@dataclass
+class TableReference:
+    """What the training rows of a table score against its held-out rows, computed once for every
+    step count of an audit (:func:`table_figures`)."""
+
+    shapes: float
+    pairs: float
+    empty_train: dict[str, float]
+    empty_gap_held: float
+    target: str | None
+    utility_metric: str
+    utility: float
+
+
+def _mean_shape(held: np.ndarray, x: np.ndarray, columns: list[Any]) -> float:
+    return float(np.mean(list(column_shapes(held, x, columns).values())))
+
+
+def _mean_pairs(held: np.ndarray, x: np.ndarray, columns: list[Any], seed: int) -> float:
+    return float(np.mean(list(pair_trends(held, x, columns, seed).values()) or [1.0]))
+
+
+def table_reference(columns: list[Any], held: np.ndarray, train: np.ndarray, target: str | None,
+                    seed: int = 0) -> TableReference:
+    """The real rows' side of :func:`table_figures` (views [N, C])."""
+    empty_train = empty_shares(train, columns)
+    gap = max((abs(v - empty_train[k]) for k, v in empty_shares(held, columns).items()), default=0.0)
+    return TableReference(_mean_shape(held, train, columns), _mean_pairs(held, train, columns, seed), empty_train, gap,
+                          target, utility_metric(columns, target) if target else "",
+                          utility_score(train, held, columns, target, seed) if target else float("nan"))
+
+
+def table_figures(columns: list[Any], gen: np.ndarray, held: np.ndarray, ref: TableReference, seed: int = 0) -> list[Figure]:
+    """The figures of a table (:mod:`flowmaps.metrics.tabular`) for samples ``gen`` [n, C], each
+    beside what the training rows score against the same held-out rows (``ref``): column shapes
+    and pair trends (SDMetrics' definitions), the share of empty cells, and machine-learning
+    utility for ``ref.target``."""
     out = []
-    for name, score in (("column shapes (KS / TV complement)", shapes), ("column pair trends", pairs)):
-        value, real = score(gen), score(train)
+    for name, value, real in (("column shapes (KS / TV complement)", _mean_shape(held, gen, columns), ref.shapes),
+                              ("column pair trends", _mean_pairs(held, gen, columns, seed), ref.pairs)):
         out.append(Figure(name, value, {"real": real}, _verdict(value >= real - 0.05, value >= real - 0.15),
                           "good >= real's - 0.05; weak >= real's - 0.15; else failing (1 = identical)"))
-    share_g, share_t = empty_shares(gen, columns), empty_shares(train, columns)
+    share_g, share_t = empty_shares(gen, columns), ref.empty_train
     if any(v > 0 for v in share_t.values()):
         gap = max(abs(share_g[k] - share_t[k]) for k in share_t)
         worst = max(share_t, key=lambda k: abs(share_g[k] - share_t[k]))
-        real = max(abs(v - share_t[k]) for k, v in empty_shares(held, columns).items())
+        real = ref.empty_gap_held
         out.append(Figure(f"empty cells (largest share gap, {worst})", gap, {"real": real},
                           _verdict(gap <= max(0.02, 2 * real), gap <= 0.10),
                           "the largest difference of a column's share of empty cells from the training rows': "
                           "good <= max(2 points, 2 x held-out's); weak <= 10 points"))
-    if target is not None:
-        u = ml_utility(train, gen, held, columns, target, seed)
-        gap = u["real"] - u["synthetic"]
-        out.append(Figure(f"ML utility ({u['metric']} predicting {target})", u["synthetic"], {"real": u["real"]},
-                          _verdict(gap <= 0.05, gap <= 0.15),
+    if ref.target is not None:
+        value = utility_score(gen, held, columns, ref.target, seed)
+        out.append(Figure(f"ML utility ({ref.utility_metric} predicting {ref.target})", value, {"real": ref.utility},
+                          _verdict(ref.utility - value <= 0.05, ref.utility - value <= 0.15),
                           "gradient boosting trained on samples, tested on held-out rows: good within 0.05 of training "
                           "on the real rows; weak within 0.15"))
     return out
@@ -357,6 +386,7 @@ def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: T
             raise UsageError(f"--target {target!r}: not a modelled column of this run; the columns are "
                              f"{', '.join(c.name for c in table.columns if c.modelled)}")
         target = target or default_target(table.columns)
+        reference = table_reference(table.columns, data.held_x.double().numpy(), data.train_x.double().numpy(), target, seed)
     g = torch.Generator().manual_seed(seed + 1)
     noise = run.sigma * torch.randn(num, *run.shape, generator=g)
     labels = eval_labels(run.fm, num)
@@ -376,8 +406,7 @@ def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: T
             figures += memorisation(gen_f, data.held_f, data.train_f)
         figures.append(fig_valid)
         if table is not None:
-            figures += table_figures(table.columns, x_data.double().numpy(), data.held_x.double().numpy(),
-                                     data.train_x.double().numpy(), target, seed)
+            figures += table_figures(table.columns, x_data.double().numpy(), data.held_x.double().numpy(), reference, seed)
         audit.figures[str(n)] = figures
     return audit
 

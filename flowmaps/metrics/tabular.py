@@ -120,34 +120,39 @@ def default_target(columns: list[Any]) -> str | None:
     return cats[-1] if cats else (modelled[-1] if len(modelled) > 1 else None)
 
 
-def ml_utility(train: np.ndarray, synth: np.ndarray, held: np.ndarray, columns: list[Any], target: str,
-               seed: int = 0) -> dict[str, Any]:
+def utility_metric(columns: list[Any], target: str) -> str:
+    """How ML utility scores ``target``: ``accuracy`` for a category, ``r2`` for a number."""
+    return "accuracy" if _categorical(columns[[c.name for c in columns].index(target)]) else "r2"
+
+
+def utility_score(rows: np.ndarray, held: np.ndarray, columns: list[Any], target: str, seed: int = 0) -> float:
     """A gradient-boosted model predicting ``target`` from the other modelled columns, trained on
-    real training rows and on synthetic rows, each tested on held-out rows: {"metric": "accuracy"
-    or "r2", "real": score, "synthetic": score, "target": name}."""
+    ``rows`` [n, C] and tested on ``held`` [m, C]: its accuracy (a category) or R^2 (a number)."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.metrics import accuracy_score, r2_score
 
-    names = [c.name for c in columns]
-    t = names.index(target)
+    t = [c.name for c in columns].index(target)
     feats = [j for j, c in enumerate(columns) if c.modelled and j != t]
-    classify = _categorical(columns[t])
+    classify = utility_metric(columns, target) == "accuracy"
     cat_mask = [bool(columns[j].coded and len(columns[j].levels) <= 250) for j in feats]
+    train, test = ~np.isnan(rows[:, t]), ~np.isnan(held[:, t])
+    xs, ys = rows[train][:, feats], rows[train][:, t]
+    xt, yt = held[test][:, feats], held[test][:, t]
+    if not len(yt):
+        return float("nan")
+    if len(np.unique(ys)) < 2 or len(ys) < 5:  # nothing to learn from: predict the one value seen
+        pred = np.full(len(yt), ys[0] if len(ys) else 0.0)
+    else:
+        kwargs = dict(max_iter=100, random_state=seed, categorical_features=cat_mask if any(cat_mask) else None)
+        model = HistGradientBoostingClassifier(**kwargs) if classify else HistGradientBoostingRegressor(**kwargs)
+        pred = model.fit(xs, ys).predict(xt)
+    return float(accuracy_score(yt, pred)) if classify else float(r2_score(yt, pred))
 
-    def fit_score(x: np.ndarray) -> float:
-        rows = ~np.isnan(x[:, t])
-        test = ~np.isnan(held[:, t])
-        xs, ys = x[rows][:, feats], x[rows][:, t]
-        xt, yt = held[test][:, feats], held[test][:, t]
-        if not len(yt):
-            return float("nan")
-        if len(np.unique(ys)) < 2 or len(ys) < 5:  # nothing to learn from: predict the one value seen
-            pred = np.full(len(yt), ys[0] if len(ys) else 0.0)
-        else:
-            kwargs = dict(max_iter=100, random_state=seed, categorical_features=cat_mask if any(cat_mask) else None)
-            model = HistGradientBoostingClassifier(**kwargs) if classify else HistGradientBoostingRegressor(**kwargs)
-            pred = model.fit(xs, ys).predict(xt)
-        return float(accuracy_score(yt, pred)) if classify else float(r2_score(yt, pred))
 
-    return {"metric": "accuracy" if classify else "r2", "target": target, "real": fit_score(train),
-            "synthetic": fit_score(synth)}
+def ml_utility(train: np.ndarray, synth: np.ndarray, held: np.ndarray, columns: list[Any], target: str,
+               seed: int = 0) -> dict[str, Any]:
+    """:func:`utility_score` trained on real training rows and on synthetic rows, each tested on
+    held-out rows: {"metric": "accuracy" or "r2", "real": score, "synthetic": score, "target": name}."""
+    return {"metric": utility_metric(columns, target), "target": target,
+            "real": utility_score(train, held, columns, target, seed),
+            "synthetic": utility_score(synth, held, columns, target, seed)}

@@ -18,7 +18,7 @@ import torch
 from . import recipes
 from .config import Config
 from .data.arrays import ARRAY_SUFFIXES, ArrayFiles
-from .data.columns import TableTransform, detect_columns
+from .data.columns import detect_columns
 from .data.images import IMAGE_DATASETS, IMAGE_SUFFIXES, list_images
 from .data.tables import TABLE_SUFFIXES, read_table
 from .data.toy2d import TOY
@@ -189,11 +189,6 @@ MIN_TABLE_STEPS = 150
 than new rows are (96, 320 and 400 rows measured, benchmarks/README.md)."""
 
 
-def table_columns(path: str) -> TableTransform:
-    """A point file's columns as detected on all its rows (training fits them to its training rows)."""
-    return detect_columns(read_table(path))
-
-
 def _table_choices(path: str, batch: int) -> tuple[list[Choice], int]:
     """A point file: each column handled by its detected type, a held-out share, the step cap and
     the evaluation's samples; and the width of its rows in the model's scale."""
@@ -237,7 +232,7 @@ def auto_config(data: str, minutes: float | None = None, device: str = "auto", p
         return [*choices, Choice("net", net, why), *recipes.arrays(cpu), *common]
     image = name in IMAGE_DATASETS
     if not image:
-        batch = recipes.TABLE_BATCH if cpu else 8192
+        batch = recipes.points_batch(name, cpu)
         table, dim = _table_choices(path, batch) if name == "points" else ([], 2)  # type: ignore[arg-type]
         net, _ = kind_for_data(name, (dim,)).network(cpu)
         choices += [*table, *recipes.points(name, dim, cpu, dev.processes, net)]

@@ -142,13 +142,18 @@ TABLE_BATCH = 512
 (more steps in the budget; benchmarks/README.md)."""
 
 
+def points_batch(name: str, cpu: bool) -> int:
+    """The batch of one step (per GPU) for points: ``name`` ``points`` is a user's table."""
+    return (TABLE_BATCH if name == "points" else POINTS_BATCH) if cpu else 8192
+
+
 def points(name: str, dim: int, cpu: bool, processes: int = 1, net: dict[str, Any] | None = None) -> list[Choice]:
     """Points [N, dim] (``name``: a 2-D set, or ``points`` for a user's file): the MLP (``net``,
     default :func:`points_mlp`), its loss and optimiser (the main job's recipe, measured at a few
     CPU minutes)."""
     net = net or points_mlp(dim)
     table = name == "points"
-    batch = (TABLE_BATCH if table else POINTS_BATCH) if cpu else 8192
+    batch = points_batch(name, cpu)
     return [
         Choice("net.kind", net["kind"], f"{dim}-dimensional points"),
         Choice("net.width", net["width"], "256 fits 2-D sets in minutes; wider for more dimensions"),

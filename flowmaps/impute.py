@@ -33,7 +33,8 @@ IMPUTE_DRAWS = 8
 CHUNK = 4096
 
 
-def _table(run: Run) -> TableTransform:
+def table_of(run: Run) -> TableTransform:
+    """The columns of a run trained on a table; one line for any other run (or a non-linear interpolant)."""
     if run.columns is None:
         raise InputError("this run was not trained on a table (a .csv or .parquet with data.columns=auto); "
                          "imputation and --where need one")
@@ -50,7 +51,7 @@ def fill(run: Run, view: Tensor, steps: int = IMPUTE_STEPS, draws: int = 1, seed
     ``draws`` > 1: numbers averaged, categories by majority. Known cells come back exactly."""
     if steps < 1 or draws < 1:
         raise InputError("--steps and --draws must be positive")
-    table = _table(run)
+    table = table_of(run)
     device = next(run.fm.parameters()).device
     x = table.apply(view.double(), present=present).float()
     known = table.known(view, present)
@@ -121,5 +122,5 @@ def sample_where(run: Run, where: str, num: int, steps: int, seed: int = 0) -> T
     """``num`` rows [num, C] (a view) whose columns named in ``where`` hold the given values."""
     if num < 1:
         raise InputError("--num must be positive")
-    row = parse_where(where, _table(run))
+    row = parse_where(where, table_of(run))
     return fill(run, row.repeat(num, 1), steps, 1, seed, present=False)

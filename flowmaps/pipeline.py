@@ -29,7 +29,7 @@ from .data.tables import read_table
 from .ema_selection import EMASelection, choose_weights
 from .errors import UsageError
 from .evaluate import EvalOptions, evaluate_run, generate, write_eval
-from .impute import impute, sample_where
+from .impute import impute, sample_where, table_of
 from .inputs import read_inputs, save_csv, save_npy, write_csv
 from .kinds import data_kind
 from .plots import plot_training
@@ -382,24 +382,22 @@ def impute_table(run_dir: str | Path, table_file: str, out: Path, steps: int, dr
     if not out.parent.exists():
         raise UsageError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
     run = load_run(run_dir, ema=ema)
-    if run.columns is None:
-        raise UsageError("this run was not trained on a table (data.columns=auto); impute needs one")
+    table = table_of(run)
     raw = read_table(table_file, min_rows=1, what="--input")
-    view = run.columns.parse(raw)
-    filled = impute(run, view, steps, draws, seed)
-    cells = run.columns.cells(filled, seed)
+    view = table.parse(raw)
+    cells = table.cells(impute(run, view, steps, draws, seed), seed)
     empty = torch.isnan(view).numpy()
+    modelled = {c.name: k for k, c in enumerate(table.columns) if c.modelled}
     columns = []
     for j, name in enumerate(raw.names):  # the input's columns, in its order; known cells untouched
         given = ([r[j] for r in raw.text] if raw.text is not None else
                  [None if (c is None or (isinstance(c, float) and np.isnan(c))) else _cell_text(c) for c in raw.columns[j]])
-        if name in run.columns.names and run.columns.columns[run.columns.names.index(name)].modelled:
-            k = run.columns.names.index(name)
+        if name in modelled:
+            k = modelled[name]
             given = [cells[k][i] if empty[i, k] else g for i, g in enumerate(given)]
         columns.append(given)
     write_csv(out, raw.names, (["" if c is None else c for c in row] for row in zip(*columns)))
-    modelled = [k for k, c in enumerate(run.columns.columns) if c.modelled]
-    return int(empty[:, modelled].sum()), len(raw)
+    return int(empty[:, list(modelled.values())].sum()), len(raw)
 
 
 def _cell_text(c: object) -> str:

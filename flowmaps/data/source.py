@@ -13,7 +13,7 @@ from ..errors import DataError
 from .arrays import ArrayFiles
 from .columns import TableTransform, detect_columns
 from .images import IMAGE_DATASETS, ImageData, load_images
-from .tables import RawTable, read_table
+from .tables import RawTable, check_class_labels, label_column_index, read_table
 from .toy2d import LABELLED_TOY, TOY, load_table
 
 
@@ -228,14 +228,9 @@ def _label_column(raw: RawTable, label_column: int | None) -> tuple[RawTable, Te
     """(the table without its label column, the labels [N]) for ``data.label_column``."""
     if label_column is None:
         return raw, None
-    width = len(raw.names)
-    if not -width <= label_column < width or width < 2:
-        raise DataError(f"data.label_column {label_column} is outside the {width} columns of {raw.where}")
-    j = label_column % width
+    j = label_column_index(label_column, len(raw.names), raw.where)
     labels = raw.columns[j]
-    if labels.dtype.kind != "f" or np.isnan(labels).any() or (labels != np.round(labels)).any() or labels.min() < 0:
-        raise DataError(f"data.label_column {label_column} of {raw.where} must hold integer class labels 0, 1, 2, ... in "
-                        f"every row")
+    check_class_labels(labels, label_column, raw.where)
     return raw.drop(j), torch.as_tensor(labels.astype(np.int64))
 
 

@@ -202,6 +202,21 @@ def frame_table(frame: Any, where: str = "the DataFrame") -> RawTable:
     return RawTable(names, cols, where, 0, dtypes)
 
 
+def label_column_index(label_column: int, width: int, where: str) -> int:
+    """The 0-based position of ``data.label_column`` (negative counts from the end) among
+    ``width`` columns; one line when it is outside them or no feature column would remain."""
+    if not -width <= label_column < width or width < 2:
+        raise DataError(f"data.label_column {label_column} is outside the {width} columns of {where}")
+    return label_column % width
+
+
+def check_class_labels(labels: np.ndarray, label_column: int, where: str) -> None:
+    """One line unless ``labels`` [N] (numbers, or text: refused) are integer class labels 0, 1,
+    2, ... in every row."""
+    if labels.dtype.kind != "f" or np.isnan(labels).any() or (labels != np.round(labels)).any() or labels.min() < 0:
+        raise DataError(f"data.label_column {label_column} of {where} must hold integer class labels 0, 1, 2, ... in every row")
+
+
 def read_csv_table(path: str | Path, refuse_constant: bool = True) -> tuple[np.ndarray, list[str]]:
     """(values [N, D] float64, column names [D]) of an all-numbers CSV (``data.columns=none``);
     names are the header's, or ``column 0``, ``column 1``, ... when the file has none.

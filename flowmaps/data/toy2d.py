@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..errors import DataError
 from ..exact import ClassMixtureProblem, GaussianMixtureProblem, GaussianProblem
-from .tables import read_csv_table
+from .tables import check_class_labels, label_column_index, read_csv_table
 
 Sampler2D = Callable[[int, torch.Generator], Tensor]
 
@@ -141,12 +141,9 @@ def load_table(path: str | Path, label_column: int | None = None,
     names = names or [f"column {j}" for j in range(arr.shape[1])]
     if label_column is None:
         return torch.as_tensor(arr, dtype=torch.float32), None, names
-    if not -arr.shape[1] <= label_column < arr.shape[1] or arr.shape[1] < 2:
-        raise DataError(f"data.label_column {label_column} is outside the {arr.shape[1]} columns of {str(p)!r}")
-    labels = arr[:, label_column]
-    if (labels != np.round(labels)).any() or labels.min() < 0:
-        raise DataError(f"data.label_column {label_column} of {str(p)!r} must hold integer class labels 0, 1, 2, ...")
-    j = label_column % arr.shape[1]
+    j = label_column_index(label_column, arr.shape[1], repr(str(p)))
+    labels = arr[:, j]
+    check_class_labels(labels, label_column, repr(str(p)))
     points = np.delete(arr, j, axis=1)
     return torch.as_tensor(points, dtype=torch.float32), torch.as_tensor(labels.astype(np.int64)), names[:j] + names[j + 1:]
 

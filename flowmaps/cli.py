@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from .cli_inputs import HANDLERS, add_parsers
 from .config import PRESETS, build_config, dump_yaml, preset
 from .errors import FlowmapsError, TrainingDiverged, UsageError
 from .evaluate import EvalOptions, format_table
+from .feature_anomaly import train_anomaly
 from .impute import IMPUTE_DRAWS, IMPUTE_STEPS
 from .losses.objective import METHODS
 from .report import write_report
@@ -62,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config key, e.g. --set train.steps=500 (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     t.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    t.add_argument("--task", default="generate", choices=["generate", "anomaly"],
+                   help="generate (default): a flow map on the data; anomaly: with --data FOLDER of normal pictures, flow "
+                        "maps on a pretrained network's features, for 'flowmaps score' (needs flowmaps[features])")
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("--run", required=True)
@@ -128,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.task == "anomaly":
+        return _train_anomaly(args)
     setup = pipeline.configure(args.data, args.preset, args.config, args.resume, args.out, args.minutes, args.overrides)
     out = Path(args.out) if args.out else pipeline.default_out(setup, args.data, args.preset, args.config)
     trainer = pipeline.start_training(setup, out, resume=args.resume)
@@ -156,6 +163,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"\nwrote {', '.join(str(p) for p in done.written)}")
         print(f"report: {done.report.resolve()}")  # type: ignore[union-attr]
     shutdown(trainer.dist)
+    return 0
+
+
+def _train_anomaly(args: argparse.Namespace) -> int:
+    """``train --task anomaly``: the feature-space anomaly model of :mod:`flowmaps.feature_anomaly`."""
+    if not args.data:
+        raise UsageError("--task anomaly needs --data FOLDER: a folder of normal pictures")
+    if args.resume or args.overrides:
+        raise UsageError("--task anomaly takes --data, --minutes, --out and nothing else (no --resume, no --set)")
+    if Path(args.data).suffix.lower() in (".csv", ".tsv", ".parquet", ".npy", ".safetensors"):
+        raise UsageError(f"--task anomaly scores pictures: give a folder of them, not {args.data!r}; for a table, train "
+                         "as usual and use 'flowmaps score --kind denoise'")
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.data.rstrip('/')).stem or 'pictures'}-anomaly-{time.strftime('%Y%m%d-%H%M%S')}"
+    model = train_anomaly(args.data, out, args.minutes)
+    print(f"flowmaps: anomaly model in {model.folder.path}; score pictures with: flowmaps score --run {model.folder.path} "
+          "--input FOLDER --out scores.csv")
     return 0
 
 

@@ -6,6 +6,8 @@
     flowmaps decode --run DIR --input codes.npy --steps N --out Y [--interpolate K]
     flowmaps score  --run DIR --input X --out scores.csv [--kind denoise|restore|code]
                     [--strengths 0.1,0.2,0.3] [--draws 4] [--steps 1] [--seed S]
+    flowmaps score  --run ANOMALY_RUN --input FOLDER --out scores.csv   (train --task anomaly runs:
+                    + scores-heatmaps.png; the kind and strengths are the run's own)
 
 Each is thin: the work is in :mod:`flowmaps.edit`, :mod:`flowmaps.encode` and
 :mod:`flowmaps.anomaly`; inputs and outputs in :mod:`flowmaps.inputs`. Bad input raises
@@ -26,9 +28,12 @@ from .anomaly import ScoreSettings, anomaly_scores
 from .edit import check_linear, denoise, edit, inpaint, posterior_mean, start_time
 from .encode import check_invertible, decode, encode, slerp
 from .errors import InputError
+from .feature_anomaly import NORMAL_FOLDERS, AnomalyModel, folder_truth, heatmap_figure, read_pictures, score_summary
 from .inputs import read_inputs, save_csv, save_image_folder, save_npy, write_csv
 from .kinds import data_kind
+from .metrics.outliers import BASELINES
 from .run import load_run
+from .run_folder import RunFolder
 from .sampling import apply_batched
 from .train.trainer import pick_device
 
@@ -238,6 +243,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out, (".csv",))
+    if RunFolder(args.run).anomaly.is_file():
+        return _score_pictures(args, out)
     settings = ScoreSettings(args.kind, args.strengths, args.draws, args.steps)
     settings.validate()
     run, x, names, labels = _load(args)
@@ -248,6 +255,32 @@ def cmd_score(args: argparse.Namespace) -> int:
     q = np.quantile(scores.numpy(), [0.0, 0.5, 1.0])
     print(f"scored {x.shape[0]} inputs ({args.kind}, {settings.network_calls()} network calls each, EMA {run.ema}): "
           f"min {q[0]:.4g}, median {q[1]:.4g}, max {q[2]:.4g} -> {out}")
+    return 0
+
+
+def _score_pictures(args: argparse.Namespace, out: Path) -> int:
+    """``score`` on an anomaly run (``train --task anomaly``): scores.csv, the heat maps of the
+    highest-scoring pictures beside it, and each score's AUROC when the input folder says which
+    pictures are normal (a subfolder named good, normal or ok beside the others)."""
+    model = AnomalyModel(args.run)
+    pictures = read_pictures(args.input, size=model.size)
+    result = model.score(pictures.images, seed=args.seed)
+    columns = ["score", "flagged", "global", "local", *BASELINES]
+    write_csv(out, ["name", *columns], ([n, *(f"{result[c][i]:.6g}" if c != "flagged" else str(int(result[c][i])) for c in columns)]
+                                        for i, n in enumerate(pictures.names)))
+    heat = out.with_name(out.stem + "-heatmaps.png")
+    top = heatmap_figure(pictures, result, heat)
+    flagged = int(result["flagged"].sum())
+    print(f"scored {len(pictures.names)} pictures: {flagged} flagged (above every held-out normal picture's score "
+          f"{model.info['threshold']:.2f}); most anomalous: {', '.join(pictures.names[i] for i in top[:3])} -> {out}, {heat}")
+    truth = folder_truth(pictures)
+    if truth is not None:
+        auc = score_summary(result, truth)
+        best = max(BASELINES, key=lambda b: auc[b])
+        print("AUROC by the input's subfolders (normal: " + ", ".join(NORMAL_FOLDERS) + "): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in auc.items()))
+        verdict = "beats" if auc["score"] > auc[best] else "does not beat"
+        print(f"the flow maps' score {verdict} the best baseline ({best}, {auc[best]:.3f} on the same features)")
     return 0
 
 

@@ -15,6 +15,14 @@
     RUN/report.html          the report (``flowmaps report``)
     RUN/tensorboard/         TensorBoard events (``train.tensorboard``)
     RUN/table.csv, RUN/table-dtypes.json   a DataFrame given to ``flowmaps.TableModel.fit``, and its dtypes
+
+An anomaly run on pictures (``flowmaps train --task anomaly``) is a folder of two runs and what
+ties them together:
+
+    RUN/anomaly.json         the feature network, the split, the calibration on held-out pictures
+    RUN/anomaly.safetensors  the shrunk Gaussians the maps start from, the normal pictures' features
+    RUN/features/            the whitened features the two maps train on (.npy)
+    RUN/global/, RUN/local/  the flow maps of the pooled and the per-position features (run folders)
 """
 from __future__ import annotations
 
@@ -99,6 +107,22 @@ class RunFolder:
     @property
     def tensorboard(self) -> Path:
         return self.path / "tensorboard"
+
+    @property
+    def anomaly(self) -> Path:
+        return self.path / "anomaly.json"
+
+    @property
+    def anomaly_arrays(self) -> Path:
+        return self.path / "anomaly.safetensors"
+
+    @property
+    def features(self) -> Path:
+        return self.path / "features"
+
+    def feature_run(self, part: str) -> Path:
+        """The run folder of the flow map on the ``global`` (pooled) or ``local`` features."""
+        return self.path / part
 
     def samples(self, tag: str, name: str | None = None) -> Path:
         """The sample grid of evaluation ``tag`` (and of solver ``name`` for image data)."""

@@ -13,7 +13,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("losses", "nets", "data", "metrics", "diagnostics"),
     ("config", "recipes", "run_folder", "run", "train"),
     ("kinds", "plots", "inputs", "evaluate", "ema_selection", "audit", "report", "edit", "encode", "anomaly",
-     "autoconfig", "step_timing", "impute", "pipeline", "table_model"),
+     "autoconfig", "step_timing", "impute", "pipeline", "table_model",
+     "feature_anomaly"),
     ("cli", "cli_inputs", "__init__"),
 )
 """Each module (or subpackage) of flowmaps by layer, lowest first."""

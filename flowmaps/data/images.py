@@ -140,13 +140,31 @@ def list_images(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def _eight_bit(im):  # PIL.Image -> PIL.Image
+    """``im`` in an 8-bit mode: 16-bit and 32-bit grey scaled to 0-255 (PIL's own conversion clips
+    them, so a 16-bit picture came out white), transparency composited over white."""
+    from PIL import Image
+
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or (im.mode == "I" and a.max() > 255) else 255.0
+        if im.mode == "F":
+            top = max(float(a.max()), 1.0) if a.max() > 1.0 else 1.0
+        return Image.fromarray(np.clip(np.round(a * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return im
+
+
 def read_image(path: str | Path, resolution: int, channels: int = 3, crop: int | None = None) -> np.ndarray:
     """One image file as uint8 [C, H, W] (C = 1 or 3): a center crop to ``crop`` x ``crop``, else
-    the largest centered square, then an area (box-filter, antialiased) resize to ``resolution``."""
+    the largest centered square, then an area (box-filter, antialiased) resize to ``resolution``.
+    Any mode PIL reads: grey, palette, RGB, RGBA (over white), 16-bit grey (scaled to 8 bits)."""
     from PIL import Image
 
     with Image.open(path) as im:
-        im = im.convert("RGB" if channels == 3 else "L")
+        im = _eight_bit(im).convert("RGB" if channels == 3 else "L")
         w, h = im.size
         side = crop if crop is not None else min(w, h)
         left, top = (w - side) // 2, (h - side) // 2

@@ -1,0 +1,347 @@
+"""Anomaly scores for a folder of pictures, from flow maps in a pretrained network's feature space.
+
+    flowmaps train --task anomaly --data good_pictures/ --minutes 3 --out inspect
+    flowmaps score --run inspect --input new_pictures/ --out scores.csv   # + scores-heatmaps.png
+
+Pixels from scratch cannot learn what a defect is in minutes on a CPU (a flow map on 32 x 32
+pixels scored chance, AUROC 0.52, benchmarks/README.md); features of an ImageNet network can.
+So each picture goes through EfficientNet-Lite0 (:mod:`flowmaps.metrics.features`) once, and two
+flow maps are trained on what comes out:
+
+- **global**: the pooled features [1392] of each picture, for a picture that is wholly unlike the
+  normal ones (another object, another class);
+- **local**: the features of each position [152] on the stride-8 grid, less the normal pictures'
+  mean at that position (PaDiM's centring), one map for all positions; for a defect in one place
+  (a scratch, a blot), and the heat map that shows where.
+
+Each map starts from the closed-form part: its inputs are whitened by the normal features'
+Ledoit-Wolf-shrunk Gaussian (:class:`flowmaps.metrics.outliers.ShrunkGaussian`), so a map that
+learned nothing scores as the Mahalanobis distance does and training adds what is not Gaussian.
+A map's score is the denoising error at strengths 0.1-0.3 (:mod:`flowmaps.anomaly`, ``denoise``).
+
+A fifth of the normal pictures (at least 4) is held out and never trained on: their scores
+calibrate the two parts, as z-scores of the log-score, and the picture's score is the larger
+of the two z-scores (chosen by measurement, benchmarks/README.md); a picture above every
+held-out picture's score is flagged. The baselines of :mod:`flowmaps.metrics.outliers` are
+fitted on the same pooled features and scored beside it, always.
+
+Time convention of the maps: t = 0 is noise, t = 1 is data.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from . import pipeline
+from .anomaly import ScoreSettings, anomaly_scores
+from .data.images import IMAGE_SUFFIXES, UnreadableImageWarning, list_images, read_image
+from .errors import DataError, InputError, RunError, UsageError
+from .metrics.features import EXTRACTOR, PictureFeatures, feature_size
+from .metrics.outliers import BASELINES, ShrunkGaussian, auroc
+from .run import Run, load_run
+from .run_folder import RunFolder
+from .train.checkpoint import write_text_atomic
+
+MIN_PICTURES = 20
+CALIBRATION_SHARE = 0.2
+MIN_CALIBRATION = 4
+LOCAL_VECTORS = 40_000
+"""The most per-position feature vectors the local map trains on (a seeded subsample)."""
+SCORE_SETTINGS = {"global": ScoreSettings(strengths=[0.1, 0.2, 0.3], draws=4),
+                  "local": ScoreSettings(strengths=[0.2], draws=1)}
+"""Each map's denoising score: the local map scores every position of every picture, so once."""
+LOCAL_NET = ["net.width=256", "net.depth=3"]
+"""The local map's MLP: it scores H/8 x W/8 positions per picture."""
+PARTS = ("global", "local")
+NORMAL_FOLDERS = ("good", "normal", "ok", "train")
+"""Subfolder names :func:`folder_truth` reads as normal pictures (MVTec AD's test/good, ...)."""
+HEATMAP_COUNT = 5
+DEFAULT_MINUTES = 3.0
+
+
+@dataclass
+class Pictures:
+    """uint8 pictures [N, 3, S, S] at the feature network's size S, and their paths."""
+
+    images: np.ndarray
+    paths: list[Path]
+    root: Path
+
+    @property
+    def names(self) -> list[str]:
+        return [str(p.relative_to(self.root)) if self.root.is_dir() else p.name for p in self.paths]
+
+
+def read_pictures(path: str | Path, size: int | None = None, minimum: int = 1) -> Pictures:
+    """Every picture under ``path`` (a folder, searched recursively, or one file), as uint8 RGB
+    [N, 3, S, S]: the largest centred square, resized with an area filter to S, the feature
+    network's size for the pictures' median side (:func:`feature_size`) unless ``size`` is
+    given. Grey, RGBA, palette and 16-bit pictures are converted (:func:`read_image`); pictures
+    of different sizes are cropped and resized alike, with a note. One-line errors: nothing to
+    read, fewer than ``minimum`` pictures."""
+    from PIL import Image
+
+    root = Path(path)
+    if root.is_file():
+        files = [root] if root.suffix.lower() in IMAGE_SUFFIXES else []
+    else:
+        files = list_images(root) if root.is_dir() else []
+    if not files:
+        if not root.exists():
+            raise InputError(f"{str(root)!r} does not exist: give a folder of pictures ({', '.join(IMAGE_SUFFIXES)})")
+        raise InputError(f"no pictures ({', '.join(IMAGE_SUFFIXES)}) under {str(root)!r}")
+    sizes, keep = [], []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                sizes.append(im.size)
+            keep.append(f)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            warnings.warn(f"skipping unreadable picture {str(f)!r} ({type(e).__name__})", UnreadableImageWarning, stacklevel=2)
+    if len(keep) < minimum:
+        raise DataError(f"{str(root)!r} holds {len(keep)} readable pictures; an anomaly model needs at least {minimum} "
+                        f"normal ones (a few hundred work best)")
+    side = int(np.median([min(w, h) for w, h in sizes]))
+    size = size or feature_size(side)
+    if len(set(sizes)) > 1:
+        print(f"flowmaps: the pictures have {len(set(sizes))} different sizes; each is cropped to its largest centred "
+              f"square and resized to {size} x {size}")
+    images = np.stack([read_image(f, size, channels=3) for f in keep])
+    return Pictures(images, keep, root)
+
+
+def folder_truth(pictures: Pictures) -> np.ndarray | None:
+    """Which pictures are anomalous [N] (bool) when the input folder says so: first-level
+    subfolders, one of them named as in :data:`NORMAL_FOLDERS` (MVTec AD's ``test/good``); else
+    None."""
+    if not pictures.root.is_dir():
+        return None
+    parts = [p.relative_to(pictures.root).parts for p in pictures.paths]
+    groups = {q[0].lower() for q in parts if len(q) > 1}
+    normal = [g for g in groups if g in NORMAL_FOLDERS]
+    if len(groups) < 2 or len(normal) != 1 or any(len(q) == 1 for q in parts):
+        return None
+    return np.array([q[0].lower() != normal[0] for q in parts])
+
+
+def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, calibration) indices of n normal pictures: a seeded fifth (at least 4) held out."""
+    perm = np.random.default_rng(seed).permutation(n)
+    k = max(MIN_CALIBRATION, int(round(CALIBRATION_SHARE * n)))
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def _positions(local: np.ndarray) -> np.ndarray:
+    """Per-position vectors [B * H * W, C] of local features [B, C, H, W]."""
+    b, c, h, w = local.shape
+    return np.ascontiguousarray(local.transpose(0, 2, 3, 1).reshape(b * h * w, c), dtype=np.float32)
+
+
+def _train_map(data: Path, out: Path, minutes: float, seed: int, extra: list[str]) -> None:
+    """A flow map on the rows of ``data`` (.npy [n, d], whitened) for ``minutes``, quietly."""
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        setup = pipeline.configure(data=str(data), minutes=minutes, overrides=["data.name=array", f"seed={seed}", *extra])
+        pipeline.start_training(setup, out).fit()
+
+
+class AnomalyModel:
+    """A trained anomaly run (module docstring) in the folder ``path``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.folder = RunFolder(Path(path))
+        if not self.folder.anomaly.is_file() or not self.folder.anomaly_arrays.is_file():
+            raise RunError(f"{str(path)!r} is not a finished anomaly run (no {self.folder.anomaly.name}); "
+                           "train one with 'flowmaps train --task anomaly --data FOLDER'")
+        self.info = json.loads(self.folder.anomaly.read_text())
+        arrays = load_file(str(self.folder.anomaly_arrays))
+        self.gaussians = {p: ShrunkGaussian.from_arrays({"mean": arrays[f"{p}.mean"], "root_inv": arrays[f"{p}.root_inv"]})
+                          for p in PARTS}
+        self.position_mean = arrays["local.position_mean"]  # [C, H, W]
+        self.normal_pooled = arrays["normal.pooled"]  # [n, 1392], the pictures the maps trained on
+        self._runs: dict[str, Run] = {}
+        self._extractor: PictureFeatures | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.info["size"])
+
+    def run(self, part: str) -> Run:
+        if part not in self._runs:
+            self._runs[part] = load_run(self.folder.feature_run(part))
+        return self._runs[part]
+
+    def extractor(self) -> PictureFeatures:
+        if self._extractor is None:
+            self._extractor = PictureFeatures.load()
+            if self._extractor.checksum != self.info["checksum"]:
+                raise RunError(f"{self.folder.path}: trained with {EXTRACTOR} weights {self.info['checksum']}, "
+                               f"installed {self._extractor.checksum}; reinstall flowmaps[features] at the trained version")
+        return self._extractor
+
+    # -- scores ---------------------------------------------------------------------------------
+    def _map_scores(self, part: str, whitened: np.ndarray, seed: int) -> np.ndarray:
+        run = self.run(part)
+        x = run.from_data(torch.from_numpy(whitened))
+        return anomaly_scores(run.fm, x, run.sigma, SCORE_SETTINGS[part], batch_size=4096, seed=seed).double().numpy()
+
+    def raw_scores(self, pooled: np.ndarray, local: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(global [B], local [B] (the largest position's), heat maps [B, H, W]) of the features of
+        B pictures: the two maps' denoising errors, uncalibrated."""
+        g = self._map_scores("global", self.gaussians["global"].whiten(pooled), seed)
+        b, _, h, w = local.shape
+        centred = _positions(local.astype(np.float32) - self.position_mean[None])
+        heat = self._map_scores("local", self.gaussians["local"].whiten(centred), seed).reshape(b, h, w)
+        return g, heat.reshape(b, -1).max(1), heat
+
+    def combine(self, g: np.ndarray, loc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(score, global z, local z) [B]: each part's log-score as a z-score of the held-out
+        normal pictures', and the larger of the two."""
+        cal = self.info["calibration"]
+        zg = (np.log(g) - cal["global"]["mean"]) / cal["global"]["std"]
+        zl = (np.log(loc) - cal["local"]["mean"]) / cal["local"]["std"]
+        return np.maximum(zg, zl), zg, zl
+
+    def score(self, images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+        """Scores of uint8 pictures [B, C, S, S] (S: :attr:`size`): ``score`` [B] (larger = less
+        like the normal pictures), ``flagged`` [B] (above every held-out normal picture),
+        ``global``/``local`` [B] (z-scores), ``heat`` [B, H, W] (the local map's score per
+        position) and each baseline's score [B] (on the pooled features)."""
+        pooled, local = self.extractor()(images, self.size)
+        g, loc, heat = self.raw_scores(pooled, local, seed)
+        score, zg, zl = self.combine(g, loc)
+        out = {"score": score, "flagged": score > self.info["threshold"], "global": zg, "local": zl, "heat": heat}
+        for name, fit in BASELINES.items():
+            out[name] = np.asarray(fit(self.normal_pooled.astype(np.float64), seed)(pooled.astype(np.float64)))
+        return out
+
+
+def train_anomaly(data: str | Path, out: str | Path, minutes: float | None = None, seed: int = 0,
+                  log: Callable[[str], None] = print) -> AnomalyModel:
+    """Train an anomaly model on the normal pictures in the folder ``data`` within ``minutes``
+    (reading and feature extraction included) and return it from the run folder ``out`` (new).
+    Everything is checked, the extra, the folder and the pictures, before anything is written."""
+    start = time.monotonic()
+    _check_new(out, minutes)
+    PictureFeatures.load()
+    pictures = read_pictures(data, minimum=MIN_PICTURES)
+    return fit_anomaly(pictures, out, minutes, seed, log, start)
+
+
+def _check_new(out: str | Path, minutes: float | None) -> None:
+    if minutes is not None and not minutes > 0:
+        raise UsageError(f"--minutes must be positive, got {minutes}")
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"--out {str(path)!r} exists and is not an empty folder; choose a new folder")
+
+
+def fit_anomaly(pictures: Pictures, out: str | Path, minutes: float | None = None, seed: int = 0,
+                log: Callable[[str], None] = print, start: float | None = None) -> AnomalyModel:
+    """:func:`train_anomaly` on pictures already read (uint8 [N, C, H, W] of any square size:
+    the network sees them at :func:`feature_size` of their side); ``start``: the monotonic time
+    the budget counts from (default now)."""
+    start = time.monotonic() if start is None else start
+    _check_new(out, minutes)
+    budget = 60.0 * (DEFAULT_MINUTES if minutes is None else minutes)
+    folder = RunFolder(Path(out))
+    extractor = PictureFeatures.load()
+    n, side = len(pictures.images), pictures.images.shape[-1]
+    if n < MIN_PICTURES:
+        raise DataError(f"{n} pictures; an anomaly model needs at least {MIN_PICTURES} normal ones (a few hundred work best)")
+    size = side if side in (112, 224) else feature_size(side)
+    fit, cal = _split(n, seed)
+    log(f"flowmaps: {n} normal pictures from {str(pictures.root)!r}: {len(fit)} to train on, {len(cal)} held out to "
+        f"calibrate; {EXTRACTOR} features at {size} x {size}")
+    pooled, local = extractor(pictures.images, size)
+    gauss = ShrunkGaussian.fit(pooled[fit])
+    position_mean = local[fit].astype(np.float32).mean(0)
+    vectors = _positions(local[fit].astype(np.float32) - position_mean[None])
+    pick = np.random.default_rng(seed).permutation(len(vectors))[:LOCAL_VECTORS]
+    local_gauss = ShrunkGaussian.fit(vectors[pick])
+    folder.features.mkdir(parents=True, exist_ok=True)
+    paths = {"global": folder.features / "global.npy", "local": folder.features / "local.npy"}
+    np.save(paths["global"], gauss.whiten(pooled[fit]))
+    np.save(paths["local"], local_gauss.whiten(vectors[pick]))
+    elapsed = time.monotonic() - start
+    # what is left goes to the two maps, less a reserve for scoring the held-out pictures
+    # (about the time their features took, a fifth of it per picture's share)
+    left = budget - elapsed - max(5.0, 0.5 * elapsed)
+    per_map = max(left, 12.0) / 2 / 60.0
+    log(f"flowmaps: features took {elapsed:.0f} s; training the global and the local map, {60 * per_map:.0f} s each")
+    _train_map(paths["global"], folder.feature_run("global"), per_map, seed, [])
+    _train_map(paths["local"], folder.feature_run("local"), per_map, seed, LOCAL_NET)
+    arrays = {"global.mean": gauss.mean, "global.root_inv": gauss.root_inv, "local.mean": local_gauss.mean,
+              "local.root_inv": local_gauss.root_inv, "local.position_mean": position_mean,
+              "normal.pooled": pooled[fit].astype(np.float32)}
+    tmp = folder.anomaly_arrays.with_name(folder.anomaly_arrays.name + ".tmp")
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+    tmp.replace(folder.anomaly_arrays)
+    info = {"extractor": EXTRACTOR, "checksum": extractor.checksum, "size": size, "data": str(pictures.root),
+            "pictures": n, "train": [pictures.names[i] for i in fit], "calibration_pictures": [pictures.names[i] for i in cal],
+            "seed": seed, "minutes": budget / 60.0}
+    # the calibration needs the maps: write a provisional info, score, then the final one
+    write_text_atomic(folder.anomaly, json.dumps({**info, "calibration": None, "threshold": None}))
+    model = AnomalyModel(folder.path)
+    g, loc, _ = model.raw_scores(pooled[cal], local[cal], seed)
+    info["calibration"] = {p: {"mean": float(np.log(v).mean()), "std": float(max(np.log(v).std(), 1e-6))}
+                           for p, v in (("global", g), ("local", loc))}
+    model.info = info
+    score, _, _ = model.combine(g, loc)
+    info["threshold"] = float(score.max())
+    info["calibration_scores"] = [float(s) for s in score]
+    info["seconds"] = round(time.monotonic() - start, 1)
+    write_text_atomic(folder.anomaly, json.dumps(info, indent=2))
+    log(f"flowmaps: trained in {info['seconds']:.0f} s; a picture scoring above {info['threshold']:.2f} (the largest "
+        f"of the {len(cal)} held-out normal pictures) is flagged")
+    return AnomalyModel(folder.path)
+
+
+def heatmap_figure(pictures: Pictures, result: dict[str, np.ndarray], out: Path, count: int = HEATMAP_COUNT) -> list[int]:
+    """A PNG of the ``count`` highest-scoring pictures, each above its heat map overlaid (the
+    local map's score per position, upsampled); returns their indices, highest first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = [int(i) for i in np.argsort(-result["score"], kind="stable")[:count]]
+    heat = result["heat"]
+    lo, hi = np.percentile(np.log(heat), [50, 99.9])
+    fig, axes = plt.subplots(2, len(order), figsize=(2.4 * len(order), 5.0), squeeze=False)
+    names = pictures.names
+    for col, i in enumerate(order):
+        img = pictures.images[i].transpose(1, 2, 0)
+        h = torch.from_numpy(np.log(heat[i]))[None, None].float()
+        up = torch.nn.functional.interpolate(h, size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy()
+        axes[0, col].imshow(img)
+        axes[0, col].set_title(f"{names[i][-22:]}\nscore {result['score'][i]:.2f}", fontsize=8)
+        axes[1, col].imshow(img)
+        axes[1, col].imshow(up, cmap="jet", alpha=0.45, vmin=lo, vmax=hi)
+        axes[1, col].set_title("where (local map)", fontsize=8)
+        for ax in axes[:, col]:
+            ax.axis("off")
+    fig.tight_layout()
+    tmp = out.with_name(out.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(out)
+    return order
+
+
+def score_summary(result: dict[str, np.ndarray], anomalous: np.ndarray) -> dict[str, float]:
+    """AUROC of the run's score, its two parts and every baseline, for known ``anomalous`` [N]."""
+    if anomalous.all() or not anomalous.any():
+        return {}
+    names = ["score", "global", "local", *BASELINES]
+    return {k: auroc(result[k], anomalous) for k in names if not np.isnan(result[k]).any() and math.isfinite(float(result[k].sum()))}

@@ -27,8 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flowmaps.feature_anomaly import Pictures, fit_anomaly, score_summary  # noqa: E402
-from flowmaps.metrics.features import PictureFeatures, feature_size  # noqa: E402
-from flowmaps.metrics.outliers import BASELINES  # noqa: E402
+from flowmaps.metrics.features import PictureFeatures  # noqa: E402
 
 
 def _pictures(images: np.ndarray) -> Pictures:
@@ -59,18 +58,21 @@ def digits(seed: int):
 
 
 def _defect(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A pasted scratch (a dark or light line 2-3 pixels wide) or a blot (a filled ellipse)."""
+    """A pasted scratch (a straight dark or light line 2-3 pixels wide, 24 pixels long or more) or
+    a blot (a filled dark or light ellipse, radii 4-8 pixels)."""
     out = crop.astype(np.float64).copy()
     h, w = crop.shape[-2:]
     yy, xx = np.mgrid[:h, :w]
     value = rng.choice([0.15, 0.85]) * 255
     if rng.random() < 0.5:
         x0, y0, x1, y1 = rng.uniform(8, w - 8, 4)
+        while np.hypot(x1 - x0, y1 - y0) < 24:
+            x0, y0, x1, y1 = rng.uniform(8, w - 8, 4)
         d = np.abs((y1 - y0) * xx - (x1 - x0) * yy + x1 * y0 - y1 * x0) / max(np.hypot(y1 - y0, x1 - x0), 1e-6)
         t = ((xx - x0) * (x1 - x0) + (yy - y0) * (y1 - y0)) / max((x1 - x0) ** 2 + (y1 - y0) ** 2, 1e-6)
         mask = (d < rng.uniform(1.0, 1.6)) & (t > 0) & (t < 1)
     else:
-        cx, cy, a, b = rng.uniform(12, w - 12), rng.uniform(12, h - 12), rng.uniform(3, 7), rng.uniform(3, 7)
+        cx, cy, a, b = rng.uniform(12, w - 12), rng.uniform(12, h - 12), rng.uniform(4, 8), rng.uniform(4, 8)
         mask = ((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 < 1
     out[..., mask] = value
     return out.astype(np.uint8)
@@ -100,6 +102,8 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=3.0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--only", nargs="+", help="class or texture names")
+    p.add_argument("--size", type=int, help="the feature network's input size (default: flowmaps' choice)")
+    p.add_argument("--dump", help="a folder for each class's raw scores (.npz), for analysis")
     args = p.parse_args()
     extractor = PictureFeatures.load()
     rows = []
@@ -110,20 +114,25 @@ def main() -> None:
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.monotonic()
-                model = fit_anomaly(_pictures(train), Path(tmp) / "run", args.minutes, seed, log=lambda s: None)
+                where = Path(args.dump) / f"{args.set}-{name}-{seed}-run" if args.dump else Path(tmp) / "run"
+                model = fit_anomaly(_pictures(train), where, args.minutes, seed, log=lambda s: None, size=args.size)
                 seconds = time.monotonic() - t0
                 key = id(test) if args.set == "textures" else 0
                 if key not in cache:
-                    cache = {key: extractor(test, feature_size(test.shape[-1]))}
+                    cache = {key: extractor(test, model.size)}
                 pooled, local = cache[key]
                 g, loc, heat = model.raw_scores(pooled, local, seed)
                 score, zg, zl = model.combine(g, loc)
-                result = {"score": score, "global": zg, "local": zl, "mean_z": (zg + zl) / 2}
-                for b, fit in BASELINES.items():
-                    result[b] = fit(model.normal_pooled.astype(np.float64), seed)(pooled.astype(np.float64))
+                result = {"score": score, "global": zg, "local": zl, "max_z": np.maximum(zg, zl),
+                          **model.baselines(pooled, local, seed)}
+                if args.dump:
+                    Path(args.dump).mkdir(parents=True, exist_ok=True)
+                    np.savez(Path(args.dump) / f"{args.set}-{name}-{seed}.npz", g=g, loc=loc, heat=heat, anomalous=anomalous,
+                             pooled=pooled, local_features=local, cal=json.dumps(model.info["calibration"]),
+                             **{f"score_{k}": v for k, v in result.items()})
                 auc = score_summary(result, anomalous)
                 from flowmaps.metrics.outliers import auroc
-                auc["mean_z"] = auroc(result["mean_z"], anomalous)
+                auc["max_z"] = auroc(result["max_z"], anomalous)
                 row = {"set": args.set, "class": name, "seed": seed, "train_seconds": round(seconds, 1),
                        **{k: round(v, 4) for k, v in auc.items()}}
                 rows.append(row)

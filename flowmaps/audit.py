@@ -357,11 +357,13 @@ def baseline_samples(train: np.ndarray, n: int, seed: int) -> dict[str, np.ndarr
 
 
 def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: Tensor | None = None,
-              seed: int = 0, batch_size: int = 1000, marginals: Path | None = None, target: str | None = None) -> Audit:
+              seed: int = 0, batch_size: int = 1000, marginals: Path | None = None, target: str | None = None,
+              nearest_out: Path | None = None) -> Audit:
     """The audit of ``run`` (:class:`flowmaps.run.Run`) at each step count in ``steps`` with
     ``num`` generated items; ``heldout``: rows in the data's scale that replace its own split;
     ``marginals``: for points, a PNG of each column's histogram at the first step count
-    (:func:`plot_marginals`); ``target``: the column a table's ML utility predicts (default
+    (:func:`plot_marginals`); ``nearest_out``: for pictures, a PNG of samples at the first step
+    count above their nearest training pictures (:func:`plot_nearest`); ``target``: the column a table's ML utility predicts (default
     :func:`flowmaps.metrics.tabular.default_target`)."""
     source = build_data(run.cfg, "train")
     fmap = FeatureMap(run, source)
@@ -396,6 +398,8 @@ def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: T
             plot_marginals(data.train_x, x_data, run.column_names, n, marginals)
         gen_f = fmap.features(x_data)
         finite = np.isfinite(gen_f).all(1)
+        if nearest_out is not None and fmap.kind == "image" and data.finite_training and n == steps[0] and finite.all():
+            plot_nearest(x_data, gen_f, data.train_x, data.train_f, n, nearest_out)
         fig_valid = validity(x_data, data.held_x, data.train_x, data.per_column, clipped_on_save=fmap.kind == "image")
         gen_f = gen_f[finite] if finite.any() else np.zeros((1, gen_f.shape[1]))
         fid = fidelity(gen_f, data.held_f, real_auc, base_auc.get("gaussian"), seed)
@@ -409,6 +413,36 @@ def audit_run(run: Any, steps: list[int], num: int = MAX_AUDIT_ITEMS, heldout: T
             figures += table_figures(table.columns, x_data.double().numpy(), data.held_x.double().numpy(), reference, seed)
         audit.figures[str(n)] = figures
     return audit
+
+
+NEAREST_SHOWN = 12
+
+
+def plot_nearest(gen: Tensor, gen_f: np.ndarray, train: Tensor, train_f: np.ndarray, steps: int, out: Path) -> None:
+    """The first :data:`NEAREST_SHOWN` samples [k, C, H, W] (in [-1, 1]) drawn with ``steps``
+    steps above their nearest training pictures, nearest by the audit's features ([n, d]): what
+    the memorisation figure measures, shown (a copy is plain to see)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plots import image_grid
+
+    k = min(NEAREST_SHOWN, len(gen))
+    d = ((gen_f[:k, None, :] - train_f[None, :, :]) ** 2).sum(-1)
+    near = train[torch.from_numpy(d.argmin(1))]
+    fig, axes = plt.subplots(2, 1, figsize=(1.0 * k + 1, 2.6))
+    for ax, x, title in ((axes[0], gen[:k], f"samples (N = {steps})"), (axes[1], near, "nearest training picture")):
+        grid = image_grid(x.float(), k)
+        ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    tmp = out.with_name(out.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(out)
 
 
 def plot_marginals(train: Tensor, gen: Tensor, names: list[str], steps: int, out: Path) -> None:

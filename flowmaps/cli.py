@@ -30,10 +30,12 @@ from .config import PRESETS, build_config, dump_yaml, preset
 from .errors import FlowmapsError, TrainingDiverged, UsageError
 from .evaluate import EvalOptions, format_table
 from .feature_anomaly import train_anomaly
+from .picture_codes import code_overrides, code_pictures
 from .impute import IMPUTE_DRAWS, IMPUTE_STEPS
 from .losses.objective import METHODS
 from .report import write_report
 from .run import load_run
+from .run_folder import RunFolder
 from .train.budget import budget_summary
 from .train.distributed import exit_now, shutdown
 
@@ -64,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config key, e.g. --set train.steps=500 (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     t.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    t.add_argument("--code", default="none", choices=["none", "patch"],
+                   help="patch (with --data FOLDER of pictures): train on a linear code of 4 x 4 patches fitted to the "
+                        "pictures, from the codes' closed-form Gaussian map; samples decode to pictures")
     t.add_argument("--task", default="generate", choices=["generate", "anomaly"],
                    help="generate (default): a flow map on the data; anomaly: with --data FOLDER of normal pictures, flow "
                         "maps on a pretrained network's features, for 'flowmaps score' (needs flowmaps[features])")
@@ -135,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.task == "anomaly":
         return _train_anomaly(args)
+    if args.code == "patch":
+        _code_pictures(args)
     setup = pipeline.configure(args.data, args.preset, args.config, args.resume, args.out, args.minutes, args.overrides)
     out = Path(args.out) if args.out else pipeline.default_out(setup, args.data, args.preset, args.config)
     trainer = pipeline.start_training(setup, out, resume=args.resume)
@@ -164,6 +171,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"report: {done.report.resolve()}")  # type: ignore[union-attr]
     shutdown(trainer.dist)
     return 0
+
+
+def _code_pictures(args: argparse.Namespace) -> None:
+    """``train --code patch``: write the pictures' code into the run folder and turn ``args`` into
+    the array run on it (:mod:`flowmaps.picture_codes`)."""
+    if not args.data or not Path(args.data).is_dir():
+        raise UsageError("--code patch needs --data FOLDER: a folder of pictures")
+    if args.resume:
+        raise UsageError("--code patch starts a run; resume it with --resume --out DIR alone")
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.data.rstrip('/')).stem or 'pictures'}-code-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder = RunFolder(out)
+    if folder.is_run():
+        raise FileExistsError(f"{out} already holds a run; choose another --out")
+    resolution = next((int(o.split("=", 1)[1]) for o in args.overrides if o.startswith("data.resolution=")), None)
+    code_pictures(args.data, folder, resolution)
+    args.data = str((folder.code / "codes.npy").resolve())
+    args.out = str(out)
+    args.overrides = [o for o in args.overrides if not o.startswith("data.resolution=")] + code_overrides(folder)
 
 
 def _train_anomaly(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from .errors import InputError
 from .feature_anomaly import NORMAL_FOLDERS, AnomalyModel, folder_truth, heatmap_figure, read_pictures, score_summary
 from .inputs import read_inputs, save_csv, save_image_folder, save_npy, write_csv
 from .kinds import data_kind
-from .metrics.outliers import BASELINES
+from .metrics.outliers import BASELINES, LOCAL_BASELINES
 from .run import load_run
 from .run_folder import RunFolder
 from .sampling import apply_batched
@@ -265,7 +265,7 @@ def _score_pictures(args: argparse.Namespace, out: Path) -> int:
     model = AnomalyModel(args.run)
     pictures = read_pictures(args.input, size=model.size)
     result = model.score(pictures.images, seed=args.seed)
-    columns = ["score", "flagged", "global", "local", *BASELINES]
+    columns = ["score", "flagged", "global", "local", *BASELINES, *LOCAL_BASELINES]
     write_csv(out, ["name", *columns], ([n, *(f"{result[c][i]:.6g}" if c != "flagged" else str(int(result[c][i])) for c in columns)]
                                         for i, n in enumerate(pictures.names)))
     heat = out.with_name(out.stem + "-heatmaps.png")
@@ -276,7 +276,7 @@ def _score_pictures(args: argparse.Namespace, out: Path) -> int:
     truth = folder_truth(pictures)
     if truth is not None:
         auc = score_summary(result, truth)
-        best = max(BASELINES, key=lambda b: auc[b])
+        best = max([*BASELINES, *LOCAL_BASELINES], key=lambda b: auc[b])
         print("AUROC by the input's subfolders (normal: " + ", ".join(NORMAL_FOLDERS) + "): "
               + ", ".join(f"{k} {v:.3f}" for k, v in auc.items()))
         verdict = "beats" if auc["score"] > auc[best] else "does not beat"

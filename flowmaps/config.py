@@ -42,7 +42,10 @@ class DataConfig:
     ``columns``: how a table's columns are read, modelled and written back
     (:mod:`flowmaps.data.columns`): ``auto`` (each column's type detected: real, positive,
     integer, share, category, boolean, datetime, or left out: identifier, text, constant, empty;
-    empty cells learned), ``none`` (the raw numbers, one scale) or ``name:type,...``."""
+    empty cells learned), ``none`` (the raw numbers, one scale) or ``name:type,...``.
+    ``scaling`` (array data): ``channel`` (each channel to mean 0, std 1), ``global`` (one mean
+    and std for every value: keeps the ratios between channels, for whitened features or
+    per-coefficient codes) or ``none`` (the values as they are)."""
 
     name: str = "checker"
     path: Optional[str] = None
@@ -56,6 +59,7 @@ class DataConfig:
     classes: Optional[list[int]] = None
     decoder: Optional[str] = None
     columns: str = "auto"
+    scaling: str = "channel"
 
 
 @dataclass
@@ -67,7 +71,9 @@ class NetConfig:
     MLP: width, depth, time_features (Fourier features of the times, 0 = the paper's raw times),
     x_features (Fourier features of the point, 0 = the paper's raw input),
     time_input (``s_t``: the network sees (s, t), the paper's; ``s_dt``: (s, t - s)),
-    activation (``gelu``, the paper's; ``silu``: measured as good; ``gelu_tanh``)."""
+    activation (``gelu``, the paper's; ``silu``: measured as good; ``gelu_tanh``).
+    gaussian_base: start at the closed-form flow map of the Gaussian fitted to the training data
+    (mean, top-256 covariance directions) and learn the residual (:mod:`flowmaps.nets.gaussian_base`)."""
 
     kind: str = "mlp"
     width: int = 512
@@ -87,6 +93,7 @@ class NetConfig:
     heads: int = 4
     patch_size: int = 2
     qk_norm: bool = True
+    gaussian_base: bool = False
 
 
 @dataclass

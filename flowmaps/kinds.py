@@ -311,8 +311,17 @@ class Arrays(DataKind):
         save_png_grid(images, out, min(16, first.shape[0]) if len(rows) > 1 else int(math.ceil(math.sqrt(images.shape[0]))))
 
     def real_data_png(self, source: Any) -> bytes | None:
-        """Arrays of image shape [C, H, W] as they are (normalised), like images."""
-        return _image_row_png(source.reference(32, self.cfg.seed + 5)) if len(self.shape) == 3 else None
+        """Arrays of image shape [C, H, W] through ``data.decoder``, or as they are (normalised)
+        when they have 1 or 3 channels; else none."""
+        if len(self.shape) != 3:
+            return None
+        x = source.reference(32, self.cfg.seed + 5)
+        if self.cfg.data.decoder:
+            norm = getattr(source, "normalization", None)
+            x = load_decoder(self.cfg.data.decoder, self.shape)(norm.invert(x) if norm is not None else x)
+        elif self.shape[0] not in (1, 3):
+            return None
+        return _image_row_png(x)
 
     def network(self, cpu: bool) -> tuple[dict[str, Any], str]:
         return _points_network(self.shape[0]) if len(self.shape) == 1 else dit_net(self.shape, cpu)

@@ -193,9 +193,10 @@ def _audit(run: Run, steps: list[int], num: int, heldout: Tensor | None, seed: i
     audit and the files written."""
     folder = run.folder
     marginals = folder.audit_marginals if len(run.shape) == 1 else None
-    checked = audit_run(run, steps, num, heldout, seed, marginals=marginals, target=target)
+    nearest = folder.audit_nearest if len(run.shape) == 3 else None
+    checked = audit_run(run, steps, num, heldout, seed, marginals=marginals, target=target, nearest_out=nearest)
     write_audit(checked, folder.audit)
-    return checked, [folder.audit, *([marginals] if marginals else [])]
+    return checked, [folder.audit, *(p for p in (marginals, nearest) if p is not None and p.is_file())]
 
 
 # -- a saved run ----------------------------------------------------------------------------------

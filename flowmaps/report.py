@@ -95,6 +95,10 @@ def _audit_section(folder: RunFolder) -> list[str]:
     body = "".join("<tr>" + "".join(f"<td>{c if i == 4 else html.escape(_fmt(c))}</td>" for i, c in enumerate(r)) + "</tr>"
                    for r in rows)
     out.append(f"<table>{head}{body}</table>")
+    nearest = folder.audit_nearest
+    if nearest.is_file():
+        out.append("<h3>Samples above their nearest training pictures (memorisation, shown)</h3>"
+                   + _img(nearest.read_bytes(), "nearest training pictures"))
     marginals = folder.audit_marginals
     if marginals.is_file():
         out.append("<h3>Each column: training rows against samples</h3>" + _img(marginals.read_bytes(), "marginals"))

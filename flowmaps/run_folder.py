@@ -12,9 +12,13 @@
     RUN/samples-TAG[-NAME].png  sample grids (``final`` after training, ``step-NNNNNNNN`` during it)
     RUN/training.png         the training curves
     RUN/audit.json, RUN/audit-marginals.png   the audit (``flowmaps audit``)
+    RUN/audit-nearest.png    image runs: samples above their nearest training pictures
     RUN/report.html          the report (``flowmaps report``)
     RUN/tensorboard/         TensorBoard events (``train.tensorboard``)
     RUN/table.csv, RUN/table-dtypes.json   a DataFrame given to ``flowmaps.TableModel.fit``, and its dtypes
+
+A patch-code run (``flowmaps train --code patch``) keeps its code in RUN/code/ (codes.npy,
+decoder.pt2, code.safetensors; :mod:`flowmaps.picture_codes`).
 
 An anomaly run on pictures (``flowmaps train --task anomaly``) is a folder of two runs and what
 ties them together:
@@ -101,6 +105,10 @@ class RunFolder:
         return self.path / "audit-marginals.png"
 
     @property
+    def audit_nearest(self) -> Path:
+        return self.path / "audit-nearest.png"
+
+    @property
     def report(self) -> Path:
         return self.path / "report.html"
 
@@ -119,6 +127,15 @@ class RunFolder:
     @property
     def features(self) -> Path:
         return self.path / "features"
+
+    @property
+    def code(self) -> Path:
+        """A patch-code run's code (:mod:`flowmaps.picture_codes`)."""
+        return self.path / "code"
+
+    @property
+    def code_decoder(self) -> Path:
+        return self.path / "code" / "decoder.pt2"
 
     def feature_run(self, part: str) -> Path:
         """The run folder of the flow map on the ``global`` (pooled) or ``local`` features."""

@@ -163,10 +163,11 @@ def test_anomaly_run_scores_defects_above_normal_pictures(tmp_path, capsys):
     assert cli.main(["score", "--run", str(run), "--input", str(test), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "AUROC by the input's subfolders" in printed and "best baseline" in printed
-    rows = list(csv.DictReader(out.open()))
+    rows = list(csv.DictReader(out.read_text().splitlines()))
     assert len(rows) == 24 and {"name", "score", "flagged", "global", "local", *BASELINES} <= set(rows[0])
     truth = np.array([not r["name"].startswith("good") for r in rows])
     assert auroc(np.array([float(r["score"]) for r in rows]), truth) > 0.8
     heat = tmp_path / "scores-heatmaps.png"
-    assert heat.is_file() and Image.open(heat).size[0] > 400
+    with Image.open(heat) as im:
+        assert im.size[0] > 400
     assert cli.main(["train", "--task", "anomaly", "--data", str(train), "--out", str(run)]) == 2  # not over a run

@@ -14,7 +14,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "recipes", "run_folder", "run", "train"),
     ("kinds", "plots", "inputs", "evaluate", "ema_selection", "audit", "report", "edit", "encode", "anomaly",
      "autoconfig", "step_timing", "impute", "pipeline", "table_model",
-     "feature_anomaly"),
+     "feature_anomaly", "picture_codes"),
     ("cli", "cli_inputs", "__init__"),
 )
 """Each module (or subpackage) of flowmaps by layer, lowest first."""

@@ -23,6 +23,8 @@ from torch import Tensor
 from ..errors import DataError, MissingDataError
 
 ARRAY_SUFFIXES = (".npy", ".safetensors")
+SCALINGS = ("channel", "global", "none")
+"""How array data is scaled to the model's (``data.scaling``): per channel, one scale, none."""
 
 
 def channel_axis(item_shape: tuple[int, ...]) -> int:
@@ -104,9 +106,14 @@ class ArrayFiles:
     demand; ``batch`` returns normalised float32 tensors like :class:`ImageData` does images.
 
     ``index`` selects a subset (see :meth:`subset`); ``statistics=False`` skips computing the
-    normalisation (for reading shapes only: ``batch`` then needs ``normalization``)."""
+    normalisation (for reading shapes only: ``batch`` then needs ``normalization``);
+    ``scaling``: one of :data:`SCALINGS` (``data.scaling``)."""
 
-    def __init__(self, path: str | Path, normalization: Normalization | None = None, statistics: bool = True) -> None:
+    def __init__(self, path: str | Path, normalization: Normalization | None = None, statistics: bool = True,
+                 scaling: str = "channel") -> None:
+        if scaling not in SCALINGS:
+            raise DataError(f"data.scaling={scaling!r}: choose one of {', '.join(SCALINGS)}")
+        self.scaling = scaling
         p = Path(path)
         files = sorted(f for f in p.iterdir() if f.suffix in ARRAY_SUFFIXES and not f.name.endswith(".labels.npy")) \
             if p.is_dir() else [p]
@@ -180,6 +187,10 @@ class ArrayFiles:
         axis = channel_axis(self.item_shape)
         reduce = tuple(i for i in range(x.ndim) if i != 1 + axis)
         mean, std = x.mean(axis=reduce), x.std(axis=reduce)
+        if self.scaling == "global":
+            mean, std = np.full_like(mean, x.mean()), np.full_like(std, x.std())
+        elif self.scaling == "none":
+            mean, std = np.zeros_like(mean), np.ones_like(std)
         return Normalization(mean.tolist(), np.maximum(std, 1e-6).tolist(), axis)
 
     def batch(self, index: np.ndarray | Tensor, flip: bool = False, generator: torch.Generator | None = None

@@ -154,7 +154,8 @@ def _select(labels: np.ndarray, holdout: float, classes: list[int] | None, split
 
 def build_source(name: str, path: str | None = None, cache: str | None = None, resolution: int | None = None,
                  flip: bool = False, label_column: int | None = None, holdout: float = 0.0,
-                 classes: list[int] | None = None, split: str = "train", columns: str = "none") -> DataSource:
+                 classes: list[int] | None = None, split: str = "train", columns: str = "none",
+                 scaling: str = "channel") -> DataSource:
     """A :class:`DataSource` by data-set name (see :mod:`flowmaps.data`); ``label_column``: the
     column of a point file that holds class labels; ``columns``: a point file's per-column
     handling (:mod:`flowmaps.data.columns`; ``none`` keeps the raw values), fitted to the
@@ -179,7 +180,7 @@ def build_source(name: str, path: str | None = None, cache: str | None = None, r
     if name == "array":
         if not path:
             raise FileNotFoundError("data.name=array needs data.path: a .npy or .safetensors file [N, ...] or a folder of them")
-        return _finite(name, ArrayFiles(path), holdout, classes, split, False)
+        return _finite(name, ArrayFiles(path, scaling=scaling), holdout, classes, split, False)
     if name in IMAGE_DATASETS:
         return _finite(name, load_images(name, path, resolution=resolution, cache_dir=cache), holdout, classes, split, flip)
     valid = sorted(TOY) + ["points", "array"] + list(IMAGE_DATASETS)

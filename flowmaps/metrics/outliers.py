@@ -10,6 +10,15 @@ fitted on the normal rows only (:data:`BASELINES`):
 - ``iforest``: an Isolation Forest's anomaly score (scikit-learn, 100 trees);
 - ``gaussian``: the squared Mahalanobis distance under a Ledoit-Wolf-shrunk Gaussian (PaDiM's
   idea, pooled), :class:`ShrunkGaussian`.
+
+And on per-position features [B, C, H, W] (:data:`LOCAL_BASELINES`), a picture scoring as its
+most unusual positions (their scores aggregated as the flow map's are,
+:func:`flowmaps.feature_anomaly.top_mean`):
+
+- ``gaussian-local``: PaDiM: the Mahalanobis distance of each position's features, less the
+  normal pictures' mean there, under one shrunk Gaussian shared by every position;
+- ``knn-local``: PatchCore: each position's distance to the nearest of a seeded sample of the
+  normal pictures' (centred) position features.
 """
 from __future__ import annotations
 
@@ -84,6 +93,21 @@ BASELINES: dict[str, Callable[[np.ndarray, int], Scorer]] = {
     "pca": _pca, "knn": _knn, "iforest": _iforest, "gaussian": _gaussian,
 }
 """Each baseline's name -> fit(normal rows [n, d], seed) -> score(rows [m, d]) -> [m]."""
+
+
+LOCAL_BASELINES = ("gaussian-local", "knn-local")
+PATCH_BANK = 5000
+"""The normal position features ``knn-local`` compares with (a seeded sample; PatchCore's coreset)."""
+
+
+def nearest_distance(rows: np.ndarray, bank: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Each row's [n] Euclidean distance to its nearest row of ``bank`` [m, d] (float32, chunked)."""
+    import torch
+
+    b = torch.from_numpy(np.ascontiguousarray(bank, dtype=np.float32))
+    out = [torch.cdist(torch.from_numpy(np.ascontiguousarray(rows[i:i + chunk], dtype=np.float32)), b).min(1).values
+           for i in range(0, len(rows), chunk)]
+    return torch.cat(out).double().numpy() if out else np.zeros(0)
 
 
 def baseline_scores(train: np.ndarray, rows: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:

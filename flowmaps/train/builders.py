@@ -14,6 +14,7 @@ from ..flow_map import FlowMap
 from ..interpolants import resolve_sigma
 from ..nets.dit import DiT, DiTConfig, token_layout
 from ..nets.edm2 import EDM2Config, EDM2UNet
+from ..nets.gaussian_base import GaussianBase
 from ..nets.mlp import MLP
 from ..nets.mp import force_normalize
 
@@ -63,7 +64,8 @@ def build_data(cfg: Config, split: str = "train") -> DataSource:
     """The run's training data (``split="train"``: data.classes of the set less data.holdout) or
     its held-out items (``"heldout"``: every class)."""
     d = cfg.data
-    return build_source(d.name, d.path, d.cache, d.resolution, d.flip, d.label_column, d.holdout, d.classes, split, d.columns)
+    return build_source(d.name, d.path, d.cache, d.resolution, d.flip, d.label_column, d.holdout, d.classes, split, d.columns,
+                        d.scaling)
 
 
 def resolve_run_sigma(cfg: Config, source: DataSource) -> float:
@@ -83,9 +85,9 @@ def build_flow_map(cfg: Config, shape: tuple[int, ...], num_classes: int, sigma:
         net = MLP(dim=shape[0], width=n.width, depth=n.depth, sigma=sigma, learned_weight=n.learned_weight,
                   time_features=n.time_features, x_features=n.x_features, activation=n.activation,
                   num_classes=num_classes if cfg.data.conditional else 0, guidance=guided)
-        return FlowMap(net, time_input=n.time_input)  # type: ignore[arg-type]
+        return _based(FlowMap(net, time_input=n.time_input), cfg, shape, sigma)  # type: ignore[arg-type]
     if n.kind == "dit":
-        return FlowMap(DiT(dit_config(cfg, shape, num_classes, sigma)), time_input="s_dt")
+        return _based(FlowMap(DiT(dit_config(cfg, shape, num_classes, sigma)), time_input="s_dt"), cfg, shape, sigma)
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ConfigError(f"net.kind=edm2 needs square images [C, H, H], but {cfg.data.name} has shape {list(shape)}")
     levels = len(n.channel_mult)
@@ -98,7 +100,27 @@ def build_flow_map(cfg: Config, shape: tuple[int, ...], num_classes: int, sigma:
         channels_per_head=n.channels_per_head, learned_weight=n.learned_weight,
     )
     dtype = torch.bfloat16 if cfg.train.precision == "bf16" else None
-    return FlowMap(EDM2UNet(ecfg, compute_dtype=dtype), time_input="s_dt")
+    return _based(FlowMap(EDM2UNet(ecfg, compute_dtype=dtype), time_input="s_dt"), cfg, shape, sigma)
+
+
+def _based(fm: FlowMap, cfg: Config, shape: tuple[int, ...], sigma: float) -> FlowMap:
+    """``fm`` with its network on the Gaussian base (``net.gaussian_base``), else as it is; the
+    trainer fits the Gaussian to the training data (:func:`fit_gaussian_base`)."""
+    if not cfg.net.gaussian_base:
+        return fm
+    return FlowMap(GaussianBase(fm.net, sigma, shape, fm.time_input), time_input=fm.time_input)  # type: ignore[arg-type]
+
+
+GAUSSIAN_FIT_ITEMS = 4096
+
+
+def fit_gaussian_base(fm: FlowMap, source: DataSource, seed: int) -> bool:
+    """Fit the Gaussian of a Gaussian-base network to up to :data:`GAUSSIAN_FIT_ITEMS` training
+    items (the model's scale); returns whether ``fm`` has one."""
+    if not isinstance(fm.net, GaussianBase):
+        return False
+    fm.net.fit(source.reference(GAUSSIAN_FIT_ITEMS, seed).to(fm.net.mean.device))
+    return True
 
 
 def dit_config(cfg: Config, shape: tuple[int, ...], num_classes: int, sigma: float) -> DiTConfig:

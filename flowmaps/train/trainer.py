@@ -39,7 +39,7 @@ from .budget import (
     planned_snapshot_steps,
     total_at,
 )
-from .builders import NETWORK_FAMILIES, count_parameters
+from .builders import NETWORK_FAMILIES, count_parameters, fit_gaussian_base
 from .checkpoint import clear_stale_temporaries, latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
 from .ema import EMA
 from .init import init_from_run
@@ -140,6 +140,8 @@ class Trainer:
         self.init: dict[str, Any] | None = None
         if cfg.train.init and not resume:  # before the EMAs copy the weights
             self.init = init_from_run(self.fm, cfg, cfg.train.init, cfg.train.init_ema, self.device)
+        if not resume and not self.init:
+            fit_gaussian_base(self.fm, self.source, cfg.seed)
         self.ema = EMA(self.fm, cfg.train.ema, cfg.train.ema_sigma_rel, cfg.train.ema_warmup)
         if resume:
             self._restore(ckpt)  # type: ignore[arg-type]

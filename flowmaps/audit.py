@@ -434,7 +434,7 @@ def plot_nearest(gen: Tensor, gen_f: np.ndarray, train: Tensor, train_f: np.ndar
     near = train[torch.from_numpy(d.argmin(1))]
     fig, axes = plt.subplots(2, 1, figsize=(1.0 * k + 1, 2.6))
     for ax, x, title in ((axes[0], gen[:k], f"samples (N = {steps})"), (axes[1], near, "nearest training picture")):
-        grid = image_grid(x.float(), k)
+        grid = image_grid(x.float(), k).numpy()
         ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray" if grid.shape[-1] == 1 else None)
         ax.set_title(title, fontsize=8)
         ax.axis("off")

@@ -30,9 +30,9 @@ from .config import PRESETS, build_config, dump_yaml, preset
 from .errors import FlowmapsError, TrainingDiverged, UsageError
 from .evaluate import EvalOptions, format_table
 from .feature_anomaly import train_anomaly
-from .picture_codes import code_overrides, code_pictures
 from .impute import IMPUTE_DRAWS, IMPUTE_STEPS
 from .losses.objective import METHODS
+from .picture_codes import code_overrides, code_pictures
 from .report import write_report
 from .run import load_run
 from .run_folder import RunFolder

@@ -243,7 +243,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out, (".csv",))
-    if RunFolder(args.run).anomaly.is_file():
+    if RunFolder(args.run).anomaly.is_file() or RunFolder(args.run).features.is_dir():
         return _score_pictures(args, out)
     settings = ScoreSettings(args.kind, args.strengths, args.draws, args.steps)
     settings.validate()

@@ -69,7 +69,11 @@ MAP_SETTINGS = {"global": ["net.width=512", "net.depth=3", "net.gaussian_base=tr
 per-coordinate scaling would undo the Gaussian's shrinkage); the global map starts at the
 Gaussian's flow map; the local one is small, as it scores H/8 x W/8 positions per picture."""
 PARTS = ("global", "local")
-NORMAL_FOLDERS = ("good", "normal", "ok", "train")
+BUDGET_SHARES = {"global": 0.25, "local": 0.75}
+"""The maps' shares of the training time: the global map starts at its Gaussian and gained
+little from more steps; the local map learns the patches' many modes (gravel: stones in every
+shade) and gained from more."""
+NORMAL_FOLDERS = ("good", "normal", "ok")
 """Subfolder names :func:`folder_truth` reads as normal pictures (MVTec AD's test/good, ...)."""
 HEATMAP_COUNT = 5
 TOP_POSITIONS = 5
@@ -174,12 +178,13 @@ def _train_map(data: Path, out: Path, minutes: float, seed: int, extra: list[str
 class AnomalyModel:
     """A trained anomaly run (module docstring) in the folder ``path``."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, info: dict | None = None) -> None:
+        """``info``: anomaly.json's content, for a run still calibrating (it is written last)."""
         self.folder = RunFolder(Path(path))
-        if not self.folder.anomaly.is_file() or not self.folder.anomaly_arrays.is_file():
+        if (info is None and not self.folder.anomaly.is_file()) or not self.folder.anomaly_arrays.is_file():
             raise RunError(f"{str(path)!r} is not a finished anomaly run (no {self.folder.anomaly.name}); "
                            "train one with 'flowmaps train --task anomaly --data FOLDER'")
-        self.info = json.loads(self.folder.anomaly.read_text())
+        self.info = info if info is not None else json.loads(self.folder.anomaly.read_text())
         arrays = load_file(str(self.folder.anomaly_arrays))
         self.gaussians = {p: ShrunkGaussian.from_arrays({"mean": arrays[f"{p}.mean"], "root_inv": arrays[f"{p}.root_inv"]})
                           for p in PARTS}
@@ -299,14 +304,15 @@ def fit_anomaly(pictures: Pictures, out: str | Path, minutes: float | None = Non
     paths = {"global": folder.features / "global.npy", "local": folder.features / "local.npy"}
     np.save(paths["global"], gauss.whiten(pooled[fit]))
     np.save(paths["local"], local_gauss.whiten(vectors[pick]))
-    elapsed = time.monotonic() - start
-    # what is left goes to the two maps, less a reserve for scoring the held-out pictures
-    # (about the time their features took, a fifth of it per picture's share)
-    left = budget - elapsed - max(5.0, 0.5 * elapsed)
-    per_map = max(left, 12.0) / 2 / 60.0
-    log(f"flowmaps: features took {elapsed:.0f} s; training the global and the local map, {60 * per_map:.0f} s each")
-    for part in PARTS:
-        _train_map(paths[part], folder.feature_run(part), per_map, seed, MAP_SETTINGS[part])
+    extraction = time.monotonic() - start
+    log(f"flowmaps: features took {extraction:.0f} s; training the global and the local map in what is left")
+    for i, part in enumerate(PARTS):
+        # what is left, less a reserve for scoring the held-out pictures (a fifth of the
+        # features' time) and 5 s per map still to train for its start and final checkpoint,
+        # shared by those maps (BUDGET_SHARES): the second map gets what the first left
+        left = budget - (time.monotonic() - start) - 0.2 * extraction - 5.0 * (len(PARTS) - i)
+        share = BUDGET_SHARES[part] / sum(BUDGET_SHARES[q] for q in PARTS[i:])
+        _train_map(paths[part], folder.feature_run(part), max(left * share, 6.0) / 60.0, seed, MAP_SETTINGS[part])
     arrays = {"global.mean": gauss.mean, "global.root_inv": gauss.root_inv, "local.mean": local_gauss.mean,
               "local.root_inv": local_gauss.root_inv, "local.position_mean": position_mean,
               "normal.pooled": pooled[fit].astype(np.float32),
@@ -317,13 +323,12 @@ def fit_anomaly(pictures: Pictures, out: str | Path, minutes: float | None = Non
     info = {"extractor": EXTRACTOR, "checksum": extractor.checksum, "size": size, "data": str(pictures.root),
             "pictures": n, "train": [pictures.names[i] for i in fit], "calibration_pictures": [pictures.names[i] for i in cal],
             "seed": seed, "minutes": budget / 60.0}
-    # the calibration needs the maps: write a provisional info, score, then the final one
-    write_text_atomic(folder.anomaly, json.dumps({**info, "calibration": None, "threshold": None}))
-    model = AnomalyModel(folder.path)
+    # the calibration scores the held-out pictures with the maps; anomaly.json, written last,
+    # marks a finished run
+    model = AnomalyModel(folder.path, info)
     g, loc, _ = model.raw_scores(pooled[cal], local[cal], seed)
     info["calibration"] = {p: {"mean": float(np.log(v).mean()), "std": float(max(np.log(v).std(), 1e-6))}
                            for p, v in (("global", g), ("local", loc))}
-    model.info = info
     score, _, _ = model.combine(g, loc)
     info["threshold"] = float(score.max())
     info["calibration_scores"] = [float(s) for s in score]

@@ -121,6 +121,10 @@ def test_an_image_folder_run_is_audited_in_image_features(tmp_path, capsys, monk
     assert [f["name"] for f in audit["figures"]["1"]][0] == "fidelity (two-sample AUC)"
     assert "gaussian" not in audit["figures"]["1"][0]["references"]  # no baselines for images
     assert not (run / "audit-marginals.png").exists()
+    with Image.open(run / "audit-nearest.png") as im:  # samples above their nearest training pictures
+        assert im.size[0] > im.size[1] > 100
+    assert main(["report", "--run", str(run)]) == 0
+    assert "nearest training pictures" in (run / "report.html").read_text()
 
 
 def test_a_run_on_some_classes_asks_for_held_out_items_of_those_classes(tmp_path, capsys):

@@ -88,7 +88,7 @@ def test_read_pictures_of_mixed_sizes_and_modes(tmp_path, capsys):
         img = [img, img.convert("L"), img.convert("RGBA")][i % 3]
         img.save(folder / f"{i}.png")
     pics = read_pictures(folder, minimum=MIN_PICTURES)
-    assert pics.images.shape == (MIN_PICTURES, 3, 112, 112) and pics.images.dtype == np.uint8
+    assert pics.images.shape == (MIN_PICTURES, 3, 224, 224) and pics.images.dtype == np.uint8
     assert "3 different sizes" in capsys.readouterr().out
     assert pics.names[0] == "0.png"
 
@@ -145,7 +145,7 @@ def test_features_have_their_shapes_and_do_not_depend_on_the_batch():
     assert pooled.shape == (3, 1392) and local.shape == (3, 152, 14, 14)
     one, _ = f(x[1:2], 112)
     np.testing.assert_allclose(one[0], pooled[1], rtol=1e-4, atol=1e-4)
-    assert features.feature_size(28) == 112 and features.feature_size(256) == 224
+    assert features.feature_size(28) == 112 and features.feature_size(64) == 224
 
 
 @needs_features
@@ -171,3 +171,25 @@ def test_anomaly_run_scores_defects_above_normal_pictures(tmp_path, capsys):
     with Image.open(heat) as im:
         assert im.size[0] > 400
     assert cli.main(["train", "--task", "anomaly", "--data", str(train), "--out", str(run)]) == 2  # not over a run
+
+
+# -- generation from a patch code -------------------------------------------------------------------
+def test_a_patch_code_run_trains_and_samples_pictures(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    pics = _folder(tmp_path / "pics", 24, rng, size=32)
+    run = tmp_path / "run"
+    assert cli.main(["train", "--data", str(pics), "--code", "patch", "--out", str(run), "--no-eval",
+                     "--set", "train.steps=3", "--set", "train.batch_size=8", "--set", "train.progress=false"]) == 0
+    err = capsys.readouterr().err
+    assert "a pca code of 4 x 4 patches" in err
+    codes = np.load(run / "code" / "codes.npy")
+    assert codes.shape[0] == 24 and codes.shape[2:] == (8, 8)
+    out = tmp_path / "x.npy"
+    assert cli.main(["sample", "--run", str(run), "--steps", "1", "--num", "4", "--out", str(out)]) == 0
+    assert np.load(out).shape == (4, *codes.shape[1:])
+    png = tmp_path / "x.png"
+    assert cli.main(["sample", "--run", str(run), "--steps", "1", "--num", "4", "--out", str(png)]) == 0
+    with Image.open(png) as im:
+        assert im.mode in ("RGB", "RGBA") and im.size[0] >= 32
+    assert cli.main(["train", "--data", str(pics), "--code", "patch", "--out", str(run)]) == 2  # not over a run
+    assert "already holds a run" in capsys.readouterr().err

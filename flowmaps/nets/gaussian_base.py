@@ -10,13 +10,19 @@ eigenbasis): along an eigendirection u_i of C with variance c_i,
 
 C is kept as its top :data:`GAUSSIAN_RANK` eigendirections ``basis`` [D, r] with variances
 ``var`` [r] and one variance ``var_rest`` for every other direction (the mean of the rest; a
-few hundred pictures give at most N - 1 directions anyway). Before fitting (:meth:`fit`) the
-Gaussian is N(0, I), the moments of data normalised per coordinate.
+few hundred pictures give at most N - 1 directions anyway). The sample covariance of N < D
+items is singular, and a singular Gaussian's map has slopes that grow as 1 / (1 - s) towards
+the data (training diverged on such a base), so every variance is shrunk towards their mean,
+c <- (1 - a) c + a mean(c), a = :data:`SHRINKAGE`. Before fitting (:meth:`fit`) the Gaussian
+is N(0, I), the moments of data normalised per coordinate.
 
-:class:`GaussianBase` returns v^G + g net(x, ...) with a scalar gain g that starts at 0, so
-training starts exactly at the Gaussian's map: a run of any length samples at least as well as
-the Gaussian fitted to the training data (Wang & Vastola 2024: the Gaussian part is what a
-network learns first), and the network learns only what is not Gaussian.
+:class:`GaussianBase` returns v^G + net(x, ...) with the network's output zero at the start
+(the MLP's last layer is zeroed here; the DiT zero-initialises its own), so training starts at
+the Gaussian's map: a run of any length samples at least as well as the Gaussian fitted to the
+training data (Wang & Vastola 2024: the Gaussian part is what a network learns first), and the
+network learns only what is not Gaussian. (A zero scalar gain on the network, tried first,
+gave the network no gradient until the gain moved; one of seven such runs diverged, cause not
+isolated.)
 
 Time convention: t = 0 is noise, t = 1 is data. x [B, ...]; the time inputs a, b [B] are (s, t)
 or (s, t - s), as the flow map's ``time_input`` says.
@@ -28,8 +34,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .mlp import MLP
+
 Tangent = Tensor | None
 GAUSSIAN_RANK = 256
+SHRINKAGE = 0.1
 
 
 def gaussian_ratio(s: Tensor, t: Tensor, sigma: float, var: Tensor | float = 1.0) -> Tensor:
@@ -62,7 +71,7 @@ def gaussian_ratio_jvp(s: Tensor, t: Tensor, ds: Tangent, dt: Tangent, sigma: fl
 
 
 class GaussianBase(nn.Module):
-    """v^G_{s,t}(x) + gain net(x, a, b, **cond) (module docstring) for items of ``shape``;
+    """v^G_{s,t}(x) + net(x, a, b, **cond) (module docstring) for items of ``shape``;
     ``time_input`` as the flow map's."""
 
     def __init__(self, net: nn.Module, sigma: float, shape: tuple[int, ...], time_input: str = "s_t",
@@ -71,7 +80,9 @@ class GaussianBase(nn.Module):
         self.net, self.sigma, self.time_input = net, float(sigma), time_input
         dim = int(torch.tensor(shape).prod())
         r = min(rank, dim)
-        self.gain = nn.Parameter(torch.zeros(()))
+        if isinstance(net, MLP):  # its output layer: zero, so the map starts at the Gaussian's
+            nn.init.zeros_(net.body[-1].weight)
+            nn.init.zeros_(net.body[-1].bias)
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("basis", torch.zeros(dim, r))
         self.register_buffer("var", torch.ones(r))
@@ -84,11 +95,12 @@ class GaussianBase(nn.Module):
         mean = flat.mean(0)
         centred = (flat - mean) / max(flat.shape[0] - 1, 1) ** 0.5
         _, sv, vh = torch.linalg.svd(centred, full_matrices=False)
-        var = sv**2
-        r = min(self.basis.shape[1], vh.shape[0])
         dim = flat.shape[1]
-        rest = (var[r:].sum() / max(dim - r, 1)) if dim > r else var.new_tensor(0.0)
-        rest = rest.clamp_min(1e-6 * float(var.max()) if var.numel() else 1e-6)
+        level = (sv**2).sum() / dim  # the mean variance over all D directions
+        var = (1 - SHRINKAGE) * sv**2 + SHRINKAGE * level
+        r = min(self.basis.shape[1], vh.shape[0])
+        rest = (1 - SHRINKAGE) * (sv[r:] ** 2).sum() / max(dim - r, 1) + SHRINKAGE * level
+        rest = rest.clamp_min(1e-6)
         self.mean.copy_(mean)
         self.basis.zero_()
         self.basis[:, :r] = vh[:r].T
@@ -110,7 +122,7 @@ class GaussianBase(nn.Module):
         f = self.mean.dtype  # float32, or float64 for a double model (autocast's bf16 stays out)
         s, t = self._times(a.to(f), b.to(f))
         v_g = self._gaussian(x.to(f).reshape(x.shape[0], -1), s, t).reshape(x.shape)
-        return (v_g + self.gain * self.net(x, a, b, **cond).to(f)).to(x.dtype)
+        return (v_g + self.net(x, a, b, **cond).to(f)).to(x.dtype)
 
     def forward_jvp(self, x: Tensor, a: Tensor, b: Tensor, dx: Tangent, da: Tangent, db: Tangent,
                     **cond: Any) -> tuple[Tensor, Tangent]:
@@ -135,7 +147,7 @@ class GaussianBase(nn.Module):
         rk = rk - rr[:, None]
         proj = y @ self.basis
         v_g = self.mean + rr[:, None] * y + (proj * rk) @ self.basis.T
-        out = v_g.reshape(x.shape) + self.gain * v.to(f)
+        out = v_g.reshape(x.shape) + v.to(f)
         parts: list[Tensor] = []
         if dy is not None:
             parts.append(rr[:, None] * dy + ((dy @ self.basis) * rk) @ self.basis.T)
@@ -144,7 +156,7 @@ class GaussianBase(nn.Module):
         d_out = None
         if parts or dv is not None:
             d_g = sum(parts[1:], parts[0]).reshape(x.shape) if parts else torch.zeros_like(out)
-            d_out = d_g if dv is None else d_g + self.gain * dv.to(f)
+            d_out = d_g if dv is None else d_g + dv.to(f)
         return out.to(x.dtype), None if d_out is None else d_out.to(x.dtype)
 
     def log_weight(self, s: Tensor, t: Tensor) -> Tensor | None:

@@ -63,6 +63,8 @@ def main() -> None:
     p.add_argument("--paths", nargs="+", default=["pixels", "code"])
     p.add_argument("--minutes", type=float, default=3.0)
     p.add_argument("--runs", default="/tmp/code_generation_runs")
+    p.add_argument("--reuse", action="store_true", help="measure finished runs in --runs of the same set, path and "
+                                                         "minutes instead of training again")
     args = p.parse_args()
     lite = PictureFeatures.load()
     rows = []
@@ -74,12 +76,16 @@ def main() -> None:
         d_held, _ = nearest((held + 1) / 2, (train + 1) / 2)
         fd_held_near = nearest(torch.from_numpy(f_held), torch.from_numpy(f_train))[0]
         for path in args.paths:
-            out = Path(args.runs) / f"{name}-{path}-{args.minutes:g}min-{time.strftime('%H%M%S')}"
-            cmd = [FLOWMAPS, "train", "--data", str(Path(args.root) / name), "--minutes", str(args.minutes), "--out", str(out)]
-            cmd += ["--code", "patch"] if path == "code" else []
-            t0 = time.monotonic()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            seconds = time.monotonic() - t0
+            done = sorted(p for p in Path(args.runs).glob(f"{name}-{path}-{args.minutes:g}min-*") if (p / "eval.json").is_file())
+            if args.reuse and done:
+                out, seconds = done[-1], float("nan")
+            else:
+                out = Path(args.runs) / f"{name}-{path}-{args.minutes:g}min-{time.strftime('%H%M%S')}"
+                cmd = [FLOWMAPS, "train", "--data", str(Path(args.root) / name), "--minutes", str(args.minutes), "--out", str(out)]
+                cmd += ["--code", "patch"] if path == "code" else []
+                t0 = time.monotonic()
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                seconds = time.monotonic() - t0
             run = load_run(out)
             decode = None
             if path == "code":
@@ -88,10 +94,12 @@ def main() -> None:
                 decode = load_decoder(run.cfg.data.decoder, run.shape)
             grid = []
             row = {"set": name, "path": path, "minutes": args.minutes, "seconds": round(seconds, 1),
-                   "steps": run.cfg.train.steps, "real_fd_lite0": round(real_fd, 3)}
+                   "steps": run.cfg.train.steps, "shape": list(run.shape), "real_fd_lite0": round(real_fd, 3)}
             for n in (1, 2, 4):
                 x = draw_samples(run, n, 200, seed=0).x
                 x = decode(x) if decode is not None else x.clamp(-1, 1)
+                if x.shape[-1] != train.shape[-1]:  # a pixel run trained below 64 x 64: measured upsampled, as a user sees it
+                    x = torch.nn.functional.interpolate(x, size=train.shape[-2:], mode="bilinear", align_corners=False)
                 f = lite(to_uint8(x), 224)[0].astype(np.float64)
                 d, idx = nearest((x + 1) / 2, (train + 1) / 2)
                 fd_gen_near = nearest(torch.from_numpy(f), torch.from_numpy(f_train))[0]

@@ -274,13 +274,13 @@ def _score_pictures(args: argparse.Namespace, out: Path) -> int:
     print(f"scored {len(pictures.names)} pictures: {flagged} flagged (above every held-out normal picture's score "
           f"{model.info['threshold']:.2f}); most anomalous: {', '.join(pictures.names[i] for i in top[:3])} -> {out}, {heat}")
     truth = folder_truth(pictures)
-    if truth is not None:
-        auc = score_summary(result, truth)
-        best = max([*BASELINES, *LOCAL_BASELINES], key=lambda b: auc[b])
+    auc = score_summary(result, truth) if truth is not None else {}
+    if "score" in auc:
+        best = max([*BASELINES, *LOCAL_BASELINES], key=lambda b: auc.get(b, 0.0))
         print("AUROC by the input's subfolders (normal: " + ", ".join(NORMAL_FOLDERS) + "): "
               + ", ".join(f"{k} {v:.3f}" for k, v in auc.items()))
-        verdict = "beats" if auc["score"] > auc[best] else "does not beat"
-        print(f"the flow maps' score {verdict} the best baseline ({best}, {auc[best]:.3f} on the same features)")
+        verdict = "beats" if auc["score"] > auc.get(best, 0.0) else "does not beat"
+        print(f"the flow maps' score {verdict} the best baseline ({best}, {auc.get(best, float('nan')):.3f} on the same features)")
     return 0
 
 

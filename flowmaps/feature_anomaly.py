@@ -18,7 +18,8 @@ flow maps are trained on what comes out:
 Each map starts from the closed-form part: its inputs are whitened by the normal features'
 Ledoit-Wolf-shrunk Gaussian (:class:`flowmaps.metrics.outliers.ShrunkGaussian`), so a map that
 learned nothing scores as the Mahalanobis distance does and training adds what is not Gaussian.
-A map's score is the denoising error at strengths 0.1-0.3 (:mod:`flowmaps.anomaly`, ``denoise``).
+A map's score is its denoising error (:mod:`flowmaps.anomaly`, ``denoise``; :data:`SCORE_SETTINGS`:
+the global map's at strengths 0.1-0.3 with 4 draws, the local map's at 0.2 with one).
 
 A fifth of the normal pictures (at least 4) is held out and never trained on: their scores
 calibrate the two parts, as z-scores of the log-score, and the picture's score is the mean of

@@ -422,12 +422,7 @@ def plot_nearest(gen: Tensor, gen_f: np.ndarray, train: Tensor, train_f: np.ndar
     """The first :data:`NEAREST_SHOWN` samples [k, C, H, W] (in [-1, 1]) drawn with ``steps``
     steps above their nearest training pictures, nearest by the audit's features ([n, d]): what
     the memorisation figure measures, shown (a copy is plain to see)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plots import image_grid
+    from .plots import image_grid, plt, save_figure  # plots sets the Agg backend before pyplot loads
 
     k = min(NEAREST_SHOWN, len(gen))
     d = ((gen_f[:k, None, :] - train_f[None, :, :]) ** 2).sum(-1)
@@ -439,19 +434,13 @@ def plot_nearest(gen: Tensor, gen_f: np.ndarray, train: Tensor, train_f: np.ndar
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.tight_layout()
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
+    save_figure(fig, out)
 
 
 def plot_marginals(train: Tensor, gen: Tensor, names: list[str], steps: int, out: Path) -> None:
     """Small multiples of rows [n, D] in the data's scale: each column's histogram, training rows
     ``train`` against samples ``gen`` drawn with ``steps`` steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import plt, save_figure  # plots sets the Agg backend before pyplot loads
 
     train, gen = train.numpy(), gen.numpy()
     has = lambda x, j: bool((~np.isnan(x[:, j])).any())  # NaN: a table's empty cells and the columns it does not model
@@ -475,10 +464,7 @@ def plot_marginals(train: Tensor, gen: Tensor, names: list[str], steps: int, out
     if shown:
         axes.flat[0].legend(fontsize=5)
     fig.tight_layout()
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
+    save_figure(fig, out)
 
 
 def audited_after_training(cfg: Any, source: Any) -> bool:

@@ -173,6 +173,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _picture_run_out(args: argparse.Namespace, what: str) -> Path:
+    """--out, else runs/<folder>-<what>-<time> for a run on the picture folder --data."""
+    return Path(args.out) if args.out else Path("runs") / f"{Path(args.data.rstrip('/')).stem or 'pictures'}-{what}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def _code_pictures(args: argparse.Namespace) -> None:
     """``train --code patch``: write the pictures' code into the run folder and turn ``args`` into
     the array run on it (:mod:`flowmaps.picture_codes`)."""
@@ -180,7 +185,7 @@ def _code_pictures(args: argparse.Namespace) -> None:
         raise UsageError("--code patch needs --data FOLDER: a folder of pictures")
     if args.resume:
         raise UsageError("--code patch starts a run; resume it with --resume --out DIR alone")
-    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.data.rstrip('/')).stem or 'pictures'}-code-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = _picture_run_out(args, "code")
     folder = RunFolder(out)
     if folder.is_run():
         raise FileExistsError(f"{out} already holds a run; choose another --out")
@@ -200,7 +205,7 @@ def _train_anomaly(args: argparse.Namespace) -> int:
     if Path(args.data).suffix.lower() in (".csv", ".tsv", ".parquet", ".npy", ".safetensors"):
         raise UsageError(f"--task anomaly scores pictures: give a folder of them, not {args.data!r}; for a table, train "
                          "as usual and use 'flowmaps score --kind denoise'")
-    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.data.rstrip('/')).stem or 'pictures'}-anomaly-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = _picture_run_out(args, "anomaly")
     model = train_anomaly(args.data, out, args.minutes)
     print(f"flowmaps: anomaly model in {model.folder.path}; score pictures with: flowmaps score --run {model.folder.path} "
           "--input FOLDER --out scores.csv")

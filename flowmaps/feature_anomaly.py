@@ -265,9 +265,9 @@ def train_anomaly(data: str | Path, out: str | Path, minutes: float | None = Non
     Everything is checked, the extra, the folder and the pictures, before anything is written."""
     start = time.monotonic()
     _check_new(out, minutes)
-    PictureFeatures.load()
+    extractor = PictureFeatures.load()
     pictures = read_pictures(data, minimum=MIN_PICTURES)
-    return fit_anomaly(pictures, out, minutes, seed, log, start)
+    return fit_anomaly(pictures, out, minutes, seed, log, start, extractor=extractor)
 
 
 def _check_new(out: str | Path, minutes: float | None) -> None:
@@ -279,15 +279,17 @@ def _check_new(out: str | Path, minutes: float | None) -> None:
 
 
 def fit_anomaly(pictures: Pictures, out: str | Path, minutes: float | None = None, seed: int = 0,
-                log: Callable[[str], None] = print, start: float | None = None, size: int | None = None) -> AnomalyModel:
+                log: Callable[[str], None] = print, start: float | None = None, size: int | None = None,
+                extractor: PictureFeatures | None = None) -> AnomalyModel:
     """:func:`train_anomaly` on pictures already read (uint8 [N, C, H, W] of any square size:
     the network sees them at ``size``, default :func:`feature_size` of their side); ``start``:
-    the monotonic time the budget counts from (default now)."""
+    the monotonic time the budget counts from (default now); ``extractor``: the feature network
+    if already loaded."""
     start = time.monotonic() if start is None else start
     _check_new(out, minutes)
     budget = 60.0 * (DEFAULT_MINUTES if minutes is None else minutes)
     folder = RunFolder(Path(out))
-    extractor = PictureFeatures.load()
+    extractor = extractor or PictureFeatures.load()
     n, side = len(pictures.images), pictures.images.shape[-1]
     if n < MIN_PICTURES:
         raise DataError(f"{n} pictures; an anomaly model needs at least {MIN_PICTURES} normal ones (a few hundred work best)")
@@ -343,10 +345,7 @@ def fit_anomaly(pictures: Pictures, out: str | Path, minutes: float | None = Non
 def heatmap_figure(pictures: Pictures, result: dict[str, np.ndarray], out: Path, count: int = HEATMAP_COUNT) -> list[int]:
     """A PNG of the ``count`` highest-scoring pictures, each above its heat map overlaid (the
     local map's score per position, upsampled); returns their indices, highest first."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import plt, save_figure  # plots sets the Agg backend before pyplot loads
 
     order = [int(i) for i in np.argsort(-result["score"], kind="stable")[:count]]
     heat = result["heat"]
@@ -365,10 +364,7 @@ def heatmap_figure(pictures: Pictures, result: dict[str, np.ndarray], out: Path,
         for ax in axes[:, col]:
             ax.axis("off")
     fig.tight_layout()
-    tmp = out.with_name(out.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(out)
+    save_figure(fig, out, dpi=90)
     return order
 
 

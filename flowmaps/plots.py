@@ -13,6 +13,15 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 
+def save_figure(fig, out: Path, dpi: int = 110) -> None:  # fig: a matplotlib Figure
+    """Write ``fig`` to the PNG ``out`` atomically (a temporary file beside it, then a rename) and
+    close it."""
+    tmp = out.with_name(out.name + ".tmp.png")
+    fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    tmp.replace(out)
+
+
 def plot_2d_grid(rows: dict[str, dict[int, Tensor]], path: str | Path, lim: float | None = 1.2, points: int = 20000) -> Path:
     """rows: label -> {N: samples [n, 2]}; one panel per (label, N), histogram-shaded."""
     labels = list(rows)

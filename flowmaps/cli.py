@@ -9,25 +9,30 @@
     flowmaps report --run DIR [--out FILE.html]
     flowmaps ema --run DIR --sigma-rel 0.05 [0.1 ...] [--step K]
     flowmaps edit | encode | decode | score --run DIR --input X ...   (see flowmaps.cli_inputs)
-    flowmaps info [--preset NAME]
+    flowmaps info [--preset NAME | --run DIR]
 
-A user's error (:mod:`flowmaps.errors`, or a path that does not exist) prints one line and exits
-with status 2, a diverged run with 3; anything else is a bug and keeps its traceback.
+A user's error (:mod:`flowmaps.errors`, or a path that does not exist; a full disk, a run folder
+another process trains into, a damaged checkpoint) prints one line and exits with status 2, a
+diverged run with 3; training stopped by a signal writes a checkpoint, prints the resume command
+and exits with 128 + the signal (130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1); anything else is a bug
+and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import pipeline
 from .autoconfig import format_choices
 from .cli_inputs import HANDLERS, add_parsers
 from .config import PRESETS, build_config, dump_yaml, preset
-from .errors import FlowmapsError, TrainingDiverged, UsageError
+from .errors import FlowmapsError, Interrupted, RunError, TrainingDiverged, UsageError
 from .evaluate import EvalOptions, format_table
 from .feature_anomaly import train_anomaly
 from .impute import IMPUTE_DRAWS, IMPUTE_STEPS
@@ -37,7 +42,10 @@ from .report import write_report
 from .run import load_run
 from .run_folder import RunFolder
 from .train.budget import budget_summary
+from .train.checkpoint import list_checkpoints, verify_checkpoint
 from .train.distributed import exit_now, shutdown
+from .train.lock import acquire_run_lock, lock_status, release_run_lock
+from .train.snapshots import list_snapshots
 
 
 def _int_list(text: str) -> list[int]:
@@ -132,8 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--step", type=int, help="the step to reconstruct at (default: the last snapshot's)")
 
     add_parsers(sub)
-    i = sub.add_parser("info", help="list presets and methods, or show one preset")
+    i = sub.add_parser("info", help="list presets and methods, show one preset, or a run folder's checkpoints and lock")
     i.add_argument("--preset")
+    i.add_argument("--run", help="a run folder: its checkpoints (each verified against its manifest), snapshots and lock")
     return ap
 
 
@@ -141,9 +150,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.task == "anomaly":
         return _train_anomaly(args)
     if args.code == "patch":
-        _code_pictures(args)
+        if not args.data or not Path(args.data).is_dir():
+            raise UsageError("--code patch needs --data FOLDER: a folder of pictures")
+        if args.resume:
+            raise UsageError("--code patch starts a run; resume it with --resume --out DIR alone")
+        out = _picture_run_out(args, "code")
+        with _training_lock(out):  # no second start writes the code while this one does
+            _code_pictures(args, out)
+            return _configure_and_train(args)
+    return _configure_and_train(args)
+
+
+def _configure_and_train(args: argparse.Namespace) -> int:
     setup = pipeline.configure(args.data, args.preset, args.config, args.resume, args.out, args.minutes, args.overrides)
     out = Path(args.out) if args.out else pipeline.default_out(setup, args.data, args.preset, args.config)
+    with _training_lock(out):
+        return _train(args, setup, out)
+
+
+@contextlib.contextmanager
+def _training_lock(out: Path) -> Iterator[None]:
+    """The run folder's training lock around a whole ``train`` command, evaluation included (rank 0
+    under torchrun; :mod:`flowmaps.train.lock`)."""
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if main_rank:
+        acquire_run_lock(out)
+    try:
+        yield
+    finally:
+        if main_rank:
+            release_run_lock(out)
+
+
+def _train(args: argparse.Namespace, setup: pipeline.Setup, out: Path) -> int:
     trainer = pipeline.start_training(setup, out, resume=args.resume)
     main_rank = trainer.dist.is_main
     if main_rank and setup.choices is not None:
@@ -161,7 +200,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if main_rank and trainer.budget is not None:
         print(f"flowmaps: {budget_summary(trainer.budget)}; the step count is saved in config.yaml", file=sys.stderr)
     if main_rank and not args.no_eval:
-        done = pipeline.finish(trainer)
+        try:
+            done = pipeline.finish(trainer)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted while evaluating; training is complete in {out} (its checkpoints are whole): "
+                              f"evaluate it with: flowmaps eval --run {out}", signal.SIGINT) from None
         _announce(done.ema, done.selection)
         if done.audit is not None:
             verdicts = ", ".join(f"{f.name.split(' (')[0]} {f.verdict}" for f in done.audit.figures["1"])
@@ -178,14 +221,9 @@ def _picture_run_out(args: argparse.Namespace, what: str) -> Path:
     return Path(args.out) if args.out else Path("runs") / f"{Path(args.data.rstrip('/')).stem or 'pictures'}-{what}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _code_pictures(args: argparse.Namespace) -> None:
-    """``train --code patch``: write the pictures' code into the run folder and turn ``args`` into
-    the array run on it (:mod:`flowmaps.picture_codes`)."""
-    if not args.data or not Path(args.data).is_dir():
-        raise UsageError("--code patch needs --data FOLDER: a folder of pictures")
-    if args.resume:
-        raise UsageError("--code patch starts a run; resume it with --resume --out DIR alone")
-    out = _picture_run_out(args, "code")
+def _code_pictures(args: argparse.Namespace, out: Path) -> None:
+    """``train --code patch``: write the pictures' code into the run folder ``out`` and turn
+    ``args`` into the array run on it (:mod:`flowmaps.picture_codes`)."""
     folder = RunFolder(out)
     if folder.is_run():
         raise FileExistsError(f"{out} already holds a run; choose another --out")
@@ -206,7 +244,8 @@ def _train_anomaly(args: argparse.Namespace) -> int:
         raise UsageError(f"--task anomaly scores pictures: give a folder of them, not {args.data!r}; for a table, train "
                          "as usual and use 'flowmaps score --kind denoise'")
     out = _picture_run_out(args, "anomaly")
-    model = train_anomaly(args.data, out, args.minutes)
+    with _training_lock(out):
+        model = train_anomaly(args.data, out, args.minutes)
     print(f"flowmaps: anomaly model in {model.folder.path}; score pictures with: flowmaps score --run {model.folder.path} "
           "--input FOLDER --out scores.csv")
     return 0
@@ -283,6 +322,8 @@ def cmd_ema(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    if args.run:
+        return _run_info(Path(args.run))
     if args.preset:
         cfg = build_config(preset(args.preset))
         print(f"# preset {args.preset}: {PRESETS[args.preset][0]}")
@@ -298,6 +339,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_info(run: Path) -> int:
+    """``info --run``: the run's progress, its training lock, and every checkpoint, verified."""
+    folder = RunFolder(run)
+    if not folder.is_run():
+        raise RunError(f"{str(run)!r} is not a flowmaps run folder (no config.yaml / run.json)")
+    cfg = folder.read_config()
+    ckpts = list_checkpoints(folder.checkpoints)
+    print(f"run {run}: {cfg.method} on {cfg.data.name}, {cfg.train.steps:,} steps planned")
+    print(f"training lock: {lock_status(run)}")
+    print(f"checkpoints in {folder.checkpoints} (newest first; train.keep_ckpts={cfg.train.keep_ckpts}):" if ckpts else
+          "checkpoints: none yet")
+    resume_from = None
+    for ckpt in reversed(ckpts):
+        why = verify_checkpoint(ckpt)
+        size = sum(f.stat().st_size for f in ckpt.iterdir() if f.is_file())
+        print(f"  {ckpt.name}  {size / 1e6:9,.1f} MB  {'intact' if why is None else 'DAMAGED: ' + why}")
+        if why is None and resume_from is None:
+            resume_from = ckpt.name
+    snaps = list_snapshots(folder.ema_snapshots)
+    print(f"EMA snapshots: {len(snaps)}" + (f" (steps {snaps[0][0]:,} to {snaps[-1][0]:,})" if snaps else ""))
+    if ckpts:
+        print(f"--resume, sample and eval use: {resume_from or 'none (every checkpoint is damaged)'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info, "report": cmd_report,
@@ -307,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: see exit_now
             exit_now(code)
         return code
+    except Interrupted as e:
+        print(f"flowmaps: {e}", file=sys.stderr)
+        return 128 + e.signum
     except TrainingDiverged as e:
         print(f"flowmaps: training diverged: {e}", file=sys.stderr)
         return 3

@@ -55,3 +55,21 @@ class InterpolantError(FlowmapsError, ValueError):
 
 class TrainingDiverged(FlowmapsError, RuntimeError):
     """Too many consecutive non-finite or spiking steps (after the recoveries allowed)."""
+
+
+class DiskFullError(FlowmapsError, OSError):
+    """A write that failed, or would fail, for lack of disk space; names the file, the free
+    space and how to go on."""
+
+
+class RunLocked(FlowmapsError, FileExistsError):
+    """A run folder another process is training into."""
+
+
+class Interrupted(FlowmapsError):
+    """Training stopped by a signal (Ctrl-C, a scheduler's SIGTERM or SIGUSR1) after writing a
+    checkpoint; ``signum`` gives the exit status 128 + signum."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum

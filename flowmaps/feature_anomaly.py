@@ -274,7 +274,7 @@ def _check_new(out: str | Path, minutes: float | None) -> None:
     if minutes is not None and not minutes > 0:
         raise UsageError(f"--minutes must be positive, got {minutes}")
     path = Path(out)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    if path.exists() and (not path.is_dir() or any(p != RunFolder(path).lock for p in path.iterdir())):
         raise UsageError(f"--out {str(path)!r} exists and is not an empty folder; choose a new folder")
 
 

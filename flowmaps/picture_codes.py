@@ -52,6 +52,8 @@ def code_pictures(data: str | Path, folder: RunFolder, resolution: int | None = 
     x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(127.5).sub_(1.0)
     code = fit_patch_code(x, patch, energy, kind, scaling, seed)
     z = torch.cat([code.encode(x[i:i + 512]) for i in range(0, len(x), 512)])
+    if z.shape[-1] == 1 and z.shape[-2] == 1:  # a whole-picture code: flat vectors [N, K]
+        z = z.flatten(1)
     out = folder.code
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "codes.npy", z.numpy().astype(np.float32))

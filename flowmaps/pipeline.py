@@ -38,7 +38,7 @@ from .report import write_report
 from .run import Run, load_run, weights_for
 from .run_folder import RunFolder
 from .train.builders import build_data, build_flow_map, count_parameters
-from .train.checkpoint import latest_checkpoint, load_checkpoint, write_text_atomic
+from .train.checkpoint import load_checkpoint, newest_intact_checkpoint, write_text_atomic
 from .train.ema import power_name
 from .train.snapshots import list_snapshots, reconstruct_emas
 from .train.trainer import Trainer
@@ -241,7 +241,7 @@ def evaluate_saved(run_dir: str | Path, options: EvalOptions, ema: str | None = 
         source, missing = None, str(e).splitlines()[0]
     selection = None
     if ema == "auto":
-        raw, flat, _ = load_checkpoint(latest_checkpoint(run.folder.checkpoints))  # type: ignore[arg-type]
+        raw, flat, _ = load_checkpoint(newest_intact_checkpoint(run.folder.checkpoints, quiet=True))  # type: ignore[arg-type]
         run.fm.load_state_dict(raw)
         cfg.eval.ema = "auto"
         run.ema, selection = choose_weights(run.fm, flat, cfg, source, run.sigma, run.shape, run.path)

@@ -14,7 +14,7 @@ from .errors import RunError
 from .flow_map import FlowMap
 from .run_folder import RunFolder
 from .train.builders import build_flow_map
-from .train.checkpoint import latest_checkpoint, load_checkpoint
+from .train.checkpoint import latest_checkpoint, load_checkpoint, newest_intact_checkpoint
 from .train.ema import RAW, ema_name, flat_names, parse_power, unflatten
 from .train.snapshots import reconstruct_ema
 
@@ -105,8 +105,10 @@ def load_run(path: str | Path, ema: float | str | None = None, device: torch.dev
         raise RunError(f"{str(root)!r} is not a flowmaps run folder (no config.yaml / run.json); train one with 'flowmaps train'")
     cfg = folder.read_config()
     meta = folder.read_meta()
-    ckpt = Path(checkpoint) if checkpoint else latest_checkpoint(folder.checkpoints)
+    ckpt = Path(checkpoint) if checkpoint else newest_intact_checkpoint(folder.checkpoints)
     if ckpt is None or not (ckpt / "state.pt").is_file():
+        if checkpoint is None and latest_checkpoint(folder.checkpoints) is not None:
+            raise RunError(f"every checkpoint of run {str(root)!r} is damaged ('flowmaps info --run {root}' lists them)")
         raise RunError(f"run {str(root)!r} has no complete checkpoint yet")
     shape = tuple(meta["shape"])
     fm = build_flow_map(cfg, shape, meta["num_classes"], meta["sigma"])

@@ -3,9 +3,11 @@
     RUN/config.yaml          the resolved configuration (a budget's step count and re-plans in it)
     RUN/run.json             facts about the run: sigma, data shape, classes, budget, recoveries, ...
     RUN/autoconfig.json      what ``--data`` chose, and why
+    RUN/train.lock           held while a process trains into the folder (:mod:`flowmaps.train.lock`)
     RUN/metrics.jsonl        one line per logged window of training steps
     RUN/eval_history.jsonl   the periodic evaluations (``train.eval_every``)
-    RUN/checkpoints/         step-NNNNNNNN/ (model, EMAs, training state), atomic
+    RUN/checkpoints/         step-NNNNNNNN/ (model, EMAs, training state, manifest.json of sizes
+                             and hashes written last), atomic and verified
     RUN/ema_snapshots/       snapshots of the power EMAs, for post-hoc EMA
     RUN/ema/                 post-hoc EMA weights written by ``flowmaps ema``
     RUN/eval.json            the evaluation
@@ -47,6 +49,10 @@ class RunFolder:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def lock(self) -> Path:
+        return self.path / "train.lock"
 
     @property
     def config(self) -> Path:
@@ -172,4 +178,13 @@ class RunFolder:
         """The records of a JSON-lines file of the run (none when it does not exist)."""
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        records = []
+        for i, line in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                if i < len(lines) - 1:
+                    raise
+                # the last line cut short by a process killed while writing it: not a record
+        return records

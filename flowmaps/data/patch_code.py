@@ -107,6 +107,8 @@ class PatchDecoder(nn.Module):
         self.register_buffer("scale", code.scale.clone())
 
     def forward(self, z: Tensor) -> Tensor:
+        if z.dim() == 2:  # a whole-picture code, stored flat [B, K]
+            z = z[:, :, None, None]
         patches = torch.einsum("kp,bkhw->bphw", self.basis, z.float() * self.scale.view(1, -1, 1, 1))
         return F.pixel_shuffle(patches + self.mean.view(1, -1, 1, 1), self.patch)
 
@@ -130,12 +132,18 @@ def fit_patch_code(images: Tensor, patch: int = 4, energy: float = 0.95, kind: s
         patches = patches[torch.randperm(len(patches), generator=torch.Generator().manual_seed(seed))[:MAX_FIT_PATCHES]]
     mean = patches.mean(0)
     centred = patches - mean
-    cov = centred.T @ centred / max(len(centred) - 1, 1)
-    if kind == "pca":
-        var, vecs = torch.linalg.eigh(cov)
+    dof = max(len(centred) - 1, 1)
+    if kind == "pca" and len(centred) < centred.shape[1]:
+        # fewer patches than dimensions (a whole-picture code): the SVD of the patches, not the
+        # [D, D] covariance; the directions beyond the patches' span carry no training variance.
+        _, sv, vt = torch.linalg.svd(centred, full_matrices=False)
+        basis, var = vt, sv.square() / dof
+    elif kind == "pca":
+        var, vecs = torch.linalg.eigh(centred.T @ centred / dof)
         order = torch.argsort(var, descending=True)
         basis, var = vecs[:, order].T, var[order].clamp_min(0)
     else:
+        cov = centred.T @ centred / dof
         full = torch.from_numpy(dct_basis(patch, c))
         var = torch.einsum("kp,pq,kq->k", full, cov, full).clamp_min(0)
         order = torch.argsort(var, descending=True)

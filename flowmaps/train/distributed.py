@@ -65,6 +65,15 @@ def all_agree(flag: bool, info: DistInfo, device: torch.device | str = "cpu") ->
     return bool(t.item() > 0)
 
 
+def max_over_ranks(value: float, info: DistInfo, device: torch.device | str = "cpu") -> float:
+    """The largest ``value`` over the ranks."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def broadcast_float(value: float, info: DistInfo, device: torch.device | str = "cpu") -> float:
     """Rank 0's ``value`` on every rank."""
     if not info.enabled:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 
+from .checkpoint import disk_full, is_no_space, tensors_bytes, write_file
 from .ema import parse_power, posthoc_coefficients
 
 SNAPSHOT_RE = re.compile(r"^step-(\d{8})\.safetensors$")
@@ -34,10 +34,14 @@ def write_snapshot(root: Path, step: int, power: dict[str, dict[str, Tensor]]) -
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}.safetensors"
     tmp = root / f".step-{step:08d}.tmp-{os.getpid()}"
-    flat = {f"{n}/{k}": v.detach().contiguous().cpu() for n, s in power.items() for k, v in s.items()}
-    save_file(flat, str(tmp), metadata={"step": str(step)})
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
+    flat = {f"{n}/{k}": v for n, s in power.items() for k, v in s.items()}
+    try:
+        write_file(tmp, tensors_bytes(flat, {"step": str(step)}))
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if is_no_space(e):
+            raise disk_full(final, root.parent) from None
+        raise
     os.replace(tmp, final)
     return final
 

@@ -26,7 +26,7 @@ from torch import Tensor
 from ..config import Config, dump_yaml
 from ..data.source import stream_generator
 from ..diagnostics import loss_by_time_bin
-from ..errors import ConfigError, RunError, TrainingDiverged
+from ..errors import ConfigError, DiskFullError, Interrupted, RunError, RunLocked, TrainingDiverged
 from ..flow_map import FlowMap
 from ..losses.curriculum import FULL, CurriculumStage
 from ..run import Run, weights_for
@@ -40,12 +40,26 @@ from .budget import (
     total_at,
 )
 from .builders import NETWORK_FAMILIES, count_parameters, fit_gaussian_base
-from .checkpoint import clear_stale_temporaries, latest_checkpoint, load_checkpoint, save_checkpoint, write_text_atomic
+from .checkpoint import (
+    append_line,
+    clear_stale_temporaries,
+    disk_full,
+    free_bytes,
+    is_no_space,
+    latest_checkpoint,
+    load_checkpoint,
+    megabytes,
+    newest_intact_checkpoint,
+    save_checkpoint,
+    write_text_atomic,
+)
 from .ema import EMA
 from .init import init_from_run
+from .lock import acquire_run_lock, release_run_lock
 from .parts import TrainingParts, build_parts
 from .schedule import LRSchedule
 from .snapshots import write_snapshot
+from .stop import StopSignals, signal_name
 
 
 def pick_device(name: str) -> torch.device:
@@ -112,9 +126,38 @@ class Trainer:
             raise ConfigError(f"train.batch_size={cfg.train.batch_size} is not divisible by devices x accum_steps = {shards}")
         self.per_shard = cfg.train.batch_size // shards
         self.folder = RunFolder(self.out)
-        ckpt = latest_checkpoint(self.folder.checkpoints)
+        self._lock_run()
+        try:
+            self._setup(cfg, resume, parts)
+        except BaseException:
+            self.release()
+            raise
+
+    def _lock_run(self) -> None:
+        """Take the run folder's training lock (rank 0 holds it for every rank; :mod:`.lock`)."""
+        refused: RunLocked | None = None
+        if self.dist.is_main:
+            try:
+                acquire_run_lock(self.out)
+            except RunLocked as e:
+                refused = e
+        if not D.all_agree(refused is None, self.dist, self.device):
+            raise refused or RunLocked(f"{self.out} is being trained by another process")
+        self._locked = self.dist.is_main
+
+    def release(self) -> None:
+        """Give back the run folder's training lock (when training ends; idempotent)."""
+        if getattr(self, "_locked", False):
+            self._locked = False
+            release_run_lock(self.out)
+
+    def _setup(self, cfg: Config, resume: bool, parts: TrainingParts | None) -> None:
+        ckpt = newest_intact_checkpoint(self.folder.checkpoints) if resume else latest_checkpoint(self.folder.checkpoints)
         if resume and ckpt is None:
-            raise RunError(f"--resume: no checkpoint under {self.folder.checkpoints}")
+            if latest_checkpoint(self.folder.checkpoints) is None:
+                raise RunError(f"--resume: no checkpoint under {self.folder.checkpoints}")
+            raise RunError(f"--resume: no intact checkpoint under {self.folder.checkpoints}: every one is damaged "
+                           f"(see 'flowmaps info --run {self.out}')")
         if not resume and ckpt is not None:
             raise FileExistsError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
 
@@ -371,8 +414,7 @@ class Trainer:
             "off_by_gap": loss_by_time_bin(o, g, 10).as_dict() if g.numel() else {},
         }
         entry = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()}
-        with open(self.folder.metrics, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+        append_line(self.folder.metrics, json.dumps(entry))
         if self.writer is not None:
             for k in ("loss", "diagonal", "off_diagonal", "diag_sq", "off_sq", "grad_norm", "lr", "steps_per_s"):
                 if entry[k] is not None:
@@ -380,7 +422,64 @@ class Trainer:
         return entry
 
     def fit(self) -> Path:
-        """Train to ``train.steps``; returns the run folder."""
+        """Train to ``train.steps``; returns the run folder. A stop signal (:mod:`.stop`) ends it
+        early with a checkpoint and :class:`~flowmaps.errors.Interrupted`; a full disk with
+        :class:`~flowmaps.errors.DiskFullError`. Either way the training lock is given back."""
+        try:
+            with StopSignals() as self.stop:
+                return self._fit()
+        except OSError as e:
+            if is_no_space(e) and not isinstance(e, DiskFullError):
+                raise disk_full(Path(e.filename) if e.filename else self.out, self.out) from None
+            raise
+        finally:
+            self.release()
+
+    def check_disk_space(self) -> None:
+        """Before training: refuse in one line when the run folder's disk clearly cannot hold what
+        the run will write (:meth:`space_needed`), and warn when it is tight (under twice that)."""
+        need, free = self.space_needed(), free_bytes(self.out)
+        fix = ("free space, or write fewer files (train.keep_ckpts, now " f"{self.cfg.train.keep_ckpts}; "
+               f"train.ema_snapshots, now {self.cfg.train.ema_snapshots}), or train into another --out")
+        if free < need:
+            raise DiskFullError(f"this run will write about {megabytes(need)} into {self.out} but only {megabytes(free)} "
+                                f"is free there; {fix}")
+        if free < 2 * need:
+            print(f"flowmaps: warning: this run will write about {megabytes(need)} into {self.out} and {megabytes(free)} "
+                  f"is free there: tight", file=sys.stderr)
+
+    def space_needed(self) -> int:
+        """Bytes the rest of the run will write, about: ``keep_ckpts`` + 1 checkpoints (a new one is
+        written before the oldest goes; the model, its EMAs and the optimizer's two moments), the
+        EMA snapshots still to come, and 16 MB for logs, evaluation samples and the report."""
+        def size(tensors: Any) -> int:
+            return sum(t.numel() * t.element_size() for t in tensors)
+
+        params = size(p.detach() for p in self.fm.parameters())
+        ckpt = size(self.fm.state_dict().values()) + size(self.ema.flat().values()) + 2 * params
+        snap = size(t for s in self.ema.power_states().values() for t in s.values()) if self.ema.gammas else 0
+        cfg = self.cfg
+        snaps = len([k for k in planned_snapshot_steps(cfg.train.steps, cfg.train.step_plan, cfg.train.ema_snapshots)
+                     if k > self.step]) if self.ema.gammas else 0
+        return (cfg.train.keep_ckpts + 1) * ckpt + snaps * snap + 16 * 2**20
+
+    def _stop_requested(self) -> int | None:
+        """The stop signal any rank received (every rank agrees), or None."""
+        got = self.stop.received or 0
+        if self.dist.enabled:
+            got = int(D.max_over_ranks(float(got), self.dist, self.device))
+        return got or None
+
+    def _interrupt(self, signum: int, checkpointed: bool) -> None:
+        """Stop for ``signum``: the checkpoint of this step (unless just written), then
+        :class:`~flowmaps.errors.Interrupted` with the resume command."""
+        ckpt = None if checkpointed else self.checkpoint()
+        ckpt = ckpt or latest_checkpoint(self.folder.checkpoints)
+        D.barrier(self.dist)
+        raise Interrupted(f"stopped by {signal_name(signum)} after step {self.step} of {self.cfg.train.steps}; "
+                          f"checkpoint {ckpt} written; resume with: flowmaps train --resume --out {self.out}", signum)
+
+    def _fit(self) -> Path:
         cfg = self.cfg
         if cfg.train.eval_every and self.periodic_eval is None:
             raise ConfigError("train.eval_every needs an evaluation hook: start the run with "
@@ -398,6 +497,8 @@ class Trainer:
             return planned_snapshot_steps(cfg.train.steps, cfg.train.step_plan, cfg.train.ema_snapshots) if self.ema.gammas else set()
 
         snaps = snapshots()
+        if main:
+            self.check_disk_space()
         self.writer = None
         if main and cfg.train.tensorboard:
             try:
@@ -438,8 +539,14 @@ class Trainer:
                     window, t0 = [], time.perf_counter()
                 if main and self.step in snaps:
                     write_snapshot(self.folder.ema_snapshots, self.step, self.ema.power_states())
-                if self.step % cfg.train.ckpt_every == 0 or self.step == cfg.train.steps:
+                checkpointed = self.step % cfg.train.ckpt_every == 0 or self.step == cfg.train.steps
+                if checkpointed:
                     self.checkpoint()
+                signum = self._stop_requested()
+                if signum is not None:
+                    if main and window:
+                        self._write_log(window, len(window) / max(time.perf_counter() - t0, 1e-9))
+                    self._interrupt(signum, checkpointed)
                 if cfg.train.eval_every and self.step % cfg.train.eval_every == 0 and main and self.periodic_eval:
                     self.periodic_eval(self)
                 if (replanner is not None and self.step % replanner.every == 0 and self.step < cfg.train.steps
@@ -492,7 +599,7 @@ class Trainer:
         ``error`` when none is left. The batches are a pure function of the step, so the replay
         sees the same data: only the smaller steps change the path. The recovery is reported
         (stderr, run.json) and checkpointed, so a resumed run keeps its learning rate."""
-        ckpt = latest_checkpoint(self.folder.checkpoints)
+        ckpt = newest_intact_checkpoint(self.folder.checkpoints)
         if len(self.recoveries) >= self.cfg.train.recover or (ckpt is None and self._start is None):
             if self.recoveries:
                 raise TrainingDiverged(f"{error} (after {len(self.recoveries)} restart(s) with the learning rate "

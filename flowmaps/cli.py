@@ -42,7 +42,7 @@ from .report import write_report
 from .run import load_run
 from .run_folder import RunFolder
 from .train.budget import budget_summary
-from .train.checkpoint import list_checkpoints, verify_checkpoint
+from .train.checkpoint import is_no_space, list_checkpoints, verify_checkpoint
 from .train.distributed import exit_now, shutdown
 from .train.lock import acquire_run_lock, lock_status, release_run_lock
 from .train.snapshots import list_snapshots
@@ -231,7 +231,7 @@ def _code_pictures(args: argparse.Namespace, out: Path) -> None:
     code_pictures(args.data, folder, resolution)
     args.data = str((folder.code / "codes.npy").resolve())
     args.out = str(out)
-    args.overrides = [o for o in args.overrides if not o.startswith("data.resolution=")] + code_overrides(folder)
+    args.overrides = code_overrides(folder) + [o for o in args.overrides if not o.startswith("data.resolution=")]  # the user's --set win
 
 
 def _train_anomaly(args: argparse.Namespace) -> int:
@@ -384,6 +384,13 @@ def main(argv: list[str] | None = None) -> int:
         # way; anything else is a bug and keeps its traceback
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"flowmaps: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if not is_no_space(e):
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"flowmaps: error: no space left on the disk{where}; free some space and run the command again "
+              "(a run's checkpoints are whole: 'flowmaps info --run RUN')", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("flowmaps: interrupted", file=sys.stderr)

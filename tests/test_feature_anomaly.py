@@ -182,6 +182,12 @@ def test_a_patch_code_run_trains_and_samples_pictures(tmp_path, capsys):
                      "--set", "train.steps=3", "--set", "train.batch_size=8", "--set", "train.progress=false"]) == 0
     err = capsys.readouterr().err
     assert "a pca code of 4 x 4 patches" in err
+    assert "gaussian_base: true" in (run / "config.yaml").read_text()
+    other = tmp_path / "other"  # the user's --set wins over the code run's own settings
+    assert cli.main(["train", "--data", str(pics), "--code", "patch", "--out", str(other), "--no-eval",
+                     "--set", "train.steps=2", "--set", "train.batch_size=8", "--set", "train.progress=false",
+                     "--set", "net.gaussian_base=false"]) == 0
+    assert "gaussian_base: false" in (other / "config.yaml").read_text()
     codes = np.load(run / "code" / "codes.npy")
     assert codes.shape[0] == 24 and codes.shape[2:] == (8, 8)
     out = tmp_path / "x.npy"

@@ -473,9 +473,10 @@ class Trainer:
     def _interrupt(self, signum: int, checkpointed: bool) -> None:
         """Stop for ``signum``: the checkpoint of this step (unless just written), then
         :class:`~flowmaps.errors.Interrupted` with the resume command."""
-        ckpt = None if checkpointed else self.checkpoint()
-        ckpt = ckpt or latest_checkpoint(self.folder.checkpoints)
-        D.barrier(self.dist)
+        if not checkpointed:
+            self.checkpoint()
+        D.barrier(self.dist)  # rank 0's checkpoint is whole before any rank says so
+        ckpt = latest_checkpoint(self.folder.checkpoints)
         raise Interrupted(f"stopped by {signal_name(signum)} after step {self.step} of {self.cfg.train.steps}; "
                           f"checkpoint {ckpt} written; resume with: flowmaps train --resume --out {self.out}", signum)
 

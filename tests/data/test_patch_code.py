@@ -64,3 +64,20 @@ def test_bad_settings_are_refused():
         fit_patch_code(_pictures(), patch=3)
     with pytest.raises(DataError, match="unknown patch code"):
         fit_patch_code(_pictures(), kind="haar")
+
+
+def test_a_whole_picture_code_is_the_pictures_pca_and_decodes_flat_codes():
+    """Patch = the picture (fewer patches than dimensions: the SVD path): the code spans the
+    training pictures, so every one of them decodes back exactly, and the decoder takes flat
+    codes [B, K] as the run stores them."""
+    x = _pictures(n=30, size=16)
+    code = fit_patch_code(x, patch=16, energy=1.0, kind="pca")
+    assert code.size <= 30 and code.energy == pytest.approx(1.0)
+    z = code.encode(x)
+    assert z.shape == (30, code.size, 1, 1)
+    torch.testing.assert_close(code.decode(z), x, atol=5e-5, rtol=0)
+    torch.testing.assert_close(code.basis @ code.basis.T, torch.eye(code.size), atol=1e-5, rtol=0)
+    dec = code.decoder()
+    torch.testing.assert_close(dec(z.flatten(1)), dec(z), atol=0, rtol=0)
+    variances = z.flatten(1).var(0)
+    torch.testing.assert_close(variances, torch.ones_like(variances), atol=1e-4, rtol=0)  # coefficient scaling

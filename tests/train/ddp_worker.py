@@ -1,10 +1,13 @@
 """Run by tests/train/test_ddp.py under torchrun: train, then gather every rank's weights."""
+import os
+import signal
 import sys
 
 import torch
 import torch.distributed as dist
 
 from flowmaps.config import build_config, preset
+from flowmaps.errors import Interrupted
 from flowmaps.train.distributed import exit_now, shutdown
 from flowmaps.train.trainer import Trainer
 
@@ -39,10 +42,33 @@ def budgeted(out: str) -> Trainer:
     return tr
 
 
+def signalled(out: str) -> Trainer:
+    """Only rank 1 gets SIGTERM, after its third step: both ranks must stop at that step."""
+    tr = Trainer(config(1), out)
+    real = tr.train_step
+
+    def step(stage=None):
+        rec = real(stage)
+        if dist.get_rank() == 1 and tr.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return rec
+
+    tr.train_step = step
+    try:
+        tr.fit()
+    except Interrupted:
+        pass
+    return tr
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
-    tr = budgeted(out) if sys.argv[2:] == ["budget"] else Trainer(config(1), out)
-    if sys.argv[2:] != ["budget"]:
+    if sys.argv[2:] == ["budget"]:
+        tr = budgeted(out)
+    elif sys.argv[2:] == ["signal"]:
+        tr = signalled(out)
+    else:
+        tr = Trainer(config(1), out)
         tr.fit()
     flat = torch.cat([p.detach().flatten() for p in tr.fm.parameters()] + [torch.tensor([float(tr.step)])])
     gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]

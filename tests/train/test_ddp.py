@@ -64,3 +64,14 @@ def test_two_ranks_re_plan_a_budget_together(tmp_path):
     assert torch.equal(ranks[0], ranks[1])
     budget = json.loads((tmp_path / "ddp" / "run.json").read_text())["budget"]
     assert budget["replans"] and int(ranks[0, -1]) == budget["steps"] < budget["planned_steps"]
+
+
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """SIGTERM reaches rank 1 only: both ranks stop after the same step, and rank 0 writes that
+    step's checkpoint, whole."""
+    from flowmaps.train.checkpoint import list_checkpoints, verify_checkpoint
+
+    ranks = _two_ranks(tmp_path / "ddp", "signal")
+    assert torch.equal(ranks[0], ranks[1]) and int(ranks[0, -1]) == 3
+    newest = list_checkpoints(tmp_path / "ddp" / "checkpoints")[-1]
+    assert newest.name == "step-00000003" and verify_checkpoint(newest) is None

@@ -331,3 +331,15 @@ def test_ctrl_c_during_evaluation_keeps_the_trained_run(tmp_path, monkeypatch, c
     assert verify_checkpoint(list_checkpoints(run / "checkpoints")[-1]) is None
     assert not (run / "train.lock").exists()
     _no_temporaries(run)
+
+
+def test_a_full_disk_while_evaluating_is_one_line(tmp_path, monkeypatch, capsys):
+    def full(trainer):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "e" / "eval.json"))
+
+    monkeypatch.setattr(cli.pipeline, "finish", full)
+    rc = cli.main(["train", "--preset", "gaussian", "--out", str(tmp_path / "e"), "--set", "train.steps=10",
+                   "--set", "net.width=32", "--set", "net.depth=2", "--set", "train.batch_size=64",
+                   "--set", "train.progress=false"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "no space left on the disk writing" in err[-1] and "eval.json" in err[-1]

@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/picture_sets.py /tmp/pics
     .venv/bin/python benchmarks/code_generation.py /tmp/pics --sets discs shapes --minutes 3 [--paths pixels code]
+        [--variant 'NAME=--code patch --set net.kind=edm2 ...' ...]
 
 For each set and path (pixels: ``flowmaps train --data DIR``; code: ``--code patch``; no other
-flag), trains for ``--minutes``, draws 200 samples at N = 1, 2, 4 and measures, against the
+flag; each ``--variant NAME=FLAGS`` another path, trained with those flags), trains for ``--minutes``, draws 200 samples at N = 1, 2, 4 and measures, against the
 set's 100 held-out pictures:
 - fd_lite0: the Frechet distance in EfficientNet-Lite0's pooled features (224 x 224), samples
   against held-out pictures, beside 100 training pictures against the held-out ones (what real
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -63,10 +65,17 @@ def main() -> None:
     p.add_argument("--paths", nargs="+", default=["pixels", "code"])
     p.add_argument("--minutes", type=float, default=3.0)
     p.add_argument("--runs", default="/tmp/code_generation_runs")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                   help="another path: 'flowmaps train' with these extra flags (a code run when they hold --code)")
     p.add_argument("--reuse", action="store_true", help="measure finished runs in --runs of the same set, path and "
                                                          "minutes instead of training again")
     args = p.parse_args()
     lite = PictureFeatures.load()
+    variants = {"pixels": [], "code": ["--code", "patch"]}
+    for v in args.variant:
+        name, flags = v.split("=", 1)
+        variants[name] = shlex.split(flags)
+        args.paths.append(name)
     rows = []
     for name in args.sets:
         train, held = pictures(Path(args.root) / name), pictures(Path(args.root) / f"{name}-heldout")
@@ -82,18 +91,19 @@ def main() -> None:
             else:
                 out = Path(args.runs) / f"{name}-{path}-{args.minutes:g}min-{time.strftime('%H%M%S')}"
                 cmd = [FLOWMAPS, "train", "--data", str(Path(args.root) / name), "--minutes", str(args.minutes), "--out", str(out)]
-                cmd += ["--code", "patch"] if path == "code" else []
+                cmd += variants[path]
                 t0 = time.monotonic()
                 subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 seconds = time.monotonic() - t0
             run = load_run(out)
             decode = None
-            if path == "code":
+            coded = bool(run.cfg.data.decoder)
+            if coded:
                 from flowmaps.external import load_decoder
 
                 decode = load_decoder(run.cfg.data.decoder, run.shape)
             grid = []
-            row = {"set": name, "path": path, "minutes": args.minutes, "seconds": round(seconds, 1),
+            row = {"set": name, "path": path, "flags": " ".join(variants[path]), "minutes": args.minutes, "seconds": round(seconds, 1),
                    "steps": run.cfg.train.steps, "shape": list(run.shape), "real_fd_lite0": round(real_fd, 3)}
             for n in (1, 2, 4):
                 x = draw_samples(run, n, 200, seed=0).x
@@ -109,7 +119,7 @@ def main() -> None:
                 grid.append(x[:12])
                 if n == 1:
                     near = train[idx[:12]]
-            if path == "code":  # the code's closed-form Gaussian map alone, X_{0,1} = x + v^G_{0,1}(x)
+            if coded and run.cfg.net.gaussian_base:  # the code's closed-form Gaussian map alone, X_{0,1} = x + v^G_{0,1}(x)
                 net = run.fm.net
                 z = run.sigma * torch.randn(12, *run.shape, generator=torch.Generator().manual_seed(0))
                 flat = z.reshape(12, -1)

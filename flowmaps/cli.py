@@ -77,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--code", default="none", choices=["none", "patch"],
                    help="patch (with --data FOLDER of pictures): train on a linear code of 4 x 4 patches fitted to the "
                         "pictures, from the codes' closed-form Gaussian map; samples decode to pictures")
+    t.add_argument("--code-patch", type=int, default=4, metavar="P",
+                   help="--code patch: the patch side in pixels (default 4; the picture's side: one whole-picture PCA)")
+    t.add_argument("--code-kind", default="pca", choices=["pca", "dct"], help="--code patch: the patches' basis")
+    t.add_argument("--code-scaling", default="coefficient", choices=["coefficient", "none"],
+                   help="--code patch: coefficient (each kept coefficient to unit variance) or none (as they are)")
     t.add_argument("--task", default="generate", choices=["generate", "anomaly"],
                    help="generate (default): a flow map on the data; anomaly: with --data FOLDER of normal pictures, flow "
                         "maps on a pretrained network's features, for 'flowmaps score' (needs flowmaps[features])")
@@ -149,6 +154,8 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.task == "anomaly":
         return _train_anomaly(args)
+    if args.code != "patch" and (args.code_patch, args.code_kind, args.code_scaling) != (4, "pca", "coefficient"):
+        raise UsageError("--code-patch, --code-kind and --code-scaling go with --code patch")
     if args.code == "patch":
         if not args.data or not Path(args.data).is_dir():
             raise UsageError("--code patch needs --data FOLDER: a folder of pictures")
@@ -228,7 +235,7 @@ def _code_pictures(args: argparse.Namespace, out: Path) -> None:
     if folder.is_run():
         raise FileExistsError(f"{out} already holds a run; choose another --out")
     resolution = next((int(o.split("=", 1)[1]) for o in args.overrides if o.startswith("data.resolution=")), None)
-    code_pictures(args.data, folder, resolution)
+    code_pictures(args.data, folder, resolution, patch=args.code_patch, kind=args.code_kind, scaling=args.code_scaling)
     args.data = str((folder.code / "codes.npy").resolve())
     args.out = str(out)
     args.overrides = code_overrides(folder) + [o for o in args.overrides if not o.startswith("data.resolution=")]  # the user's --set win

@@ -19,18 +19,21 @@ samples the Gaussian's pictures, and learns the residual.
 """
 from __future__ import annotations
 
+import io
+import os
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from .autoconfig import native_resolution
 from .data.images import load_image_folder
 from .data.patch_code import PatchCode, fit_patch_code
 from .errors import DataError, UsageError
 from .run_folder import RunFolder
+from .train.checkpoint import disk_full, is_no_space, tensors_bytes, write_file
 
 CODE_SETTINGS = ["data.name=array", "data.scaling=none", "net.gaussian_base=true"]
 MAX_CODE_RESOLUTION = 64
@@ -55,13 +58,26 @@ def code_pictures(data: str | Path, folder: RunFolder, resolution: int | None = 
     if z.shape[-1] == 1 and z.shape[-2] == 1:  # a whole-picture code: flat vectors [N, K]
         z = z.flatten(1)
     out = folder.code
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "codes.npy", z.numpy().astype(np.float32))
-    save_file({k: v.contiguous() for k, v in code.as_tensors().items()}, str(out / "code.safetensors"))
     decoder = code.decoder().eval()
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(decoder, (z[:2],), dynamic_shapes=({0: batch},))
-    torch.export.save(program, str(folder.code_decoder))
+    # written into a temporary folder renamed into place: a crash or a full disk leaves no half code
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        buf = io.BytesIO()
+        np.save(buf, z.numpy().astype(np.float32))
+        write_file(tmp / "codes.npy", buf.getvalue())
+        write_file(tmp / "code.safetensors", tensors_bytes(code.as_tensors()))
+        torch.export.save(program, str(tmp / folder.code_decoder.name))
+        shutil.rmtree(out, ignore_errors=True)  # a code left by an earlier start that never became a run
+        os.replace(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if is_no_space(e):
+            raise disk_full(out, folder.path) from None
+        raise
     print(f"flowmaps: {len(x)} pictures at {resolution} x {resolution} -> a {kind} code of {patch} x {patch} patches: "
           f"{code.size} of {code.channels * patch * patch} coefficients keep {100 * code.energy:.1f}% of the patches' "
           f"variance; codes {list(z.shape[1:])} in {out}", file=sys.stderr)

@@ -199,3 +199,21 @@ def test_a_patch_code_run_trains_and_samples_pictures(tmp_path, capsys):
         assert im.mode in ("RGB", "RGBA") and im.size[0] >= 32
     assert cli.main(["train", "--data", str(pics), "--code", "patch", "--out", str(run)]) == 2  # not over a run
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_code_options_need_the_code_and_a_whole_picture_code_stores_flat_codes(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    pics = _folder(tmp_path / "pics", 24, rng, size=16)
+    assert cli.main(["train", "--data", str(pics), "--code-patch", "8", "--out", str(tmp_path / "x")]) == 2
+    assert "go with --code patch" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    run = tmp_path / "whole"
+    assert cli.main(["train", "--data", str(pics), "--code", "patch", "--code-patch", "16", "--code-scaling", "none",
+                     "--out", str(run), "--no-eval", "--set", "train.steps=2", "--set", "train.batch_size=8",
+                     "--set", "train.progress=false"]) == 0
+    codes = np.load(run / "code" / "codes.npy")
+    assert codes.ndim == 2 and codes.shape[0] == 24  # one whole-picture PCA: flat codes [N, K]
+    png = tmp_path / "w.png"
+    assert cli.main(["sample", "--run", str(run), "--steps", "1", "--num", "4", "--out", str(png)]) == 0
+    with Image.open(png) as im:
+        assert im.size[0] >= 16
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # the code's temporary folder is gone

@@ -4,9 +4,11 @@ evaluating it is :mod:`flowmaps.pipeline`'s).
 RAdam with a schedule that knows where training ends (:mod:`flowmaps.train.schedule`), a step
 count from a wall-clock budget, gradient clipping, fixed and power-function EMAs with snapshots
 for post-hoc reconstruction, the network family's after-step work (EDM2's forced weight
-normalisation), bfloat16 where the device runs it fast, atomic checkpoints with exact resume, a
-NaN/Inf guard, JSONL metrics, a progress bar and a hook for periodic evaluation; data parallel
-under torchrun with explicit gradient averaging (see :mod:`flowmaps.train.distributed`).
+normalisation), bfloat16 where the device runs it fast, atomic and verified checkpoints with exact
+resume, a NaN/Inf guard, JSONL metrics, a progress bar and a hook for periodic evaluation; data
+parallel under torchrun with explicit gradient averaging (see :mod:`flowmaps.train.distributed`).
+A run folder has one writer (:mod:`.lock`); a full disk ends training in one line with the resume
+command, and a stop signal after a checkpoint of the current step (:mod:`.stop`).
 """
 from __future__ import annotations
 

@@ -6,7 +6,9 @@ refused in one line naming the holder, while ``sample``, ``eval``, ``report`` an
 only read checkpoints, each written atomically) go on working. The lock is an advisory
 ``flock`` on the file, so the kernel drops it when its process dies, however it dies; the file
 then still names the dead holder, and the next start takes it over with a note. The file holds
-the holder's host, process id, start time and command, as JSON.
+the holder's host, process id, start time and command, as JSON. Where there is no ``flock``
+(Windows), the file itself is the lock, created exclusively, and a file whose holder no longer
+runs on this host is taken over.
 
 Within one process the lock is counted: the command line takes it around the whole command and
 the trainer around training, and the file goes when the last holder lets go (or at exit).
@@ -14,7 +16,6 @@ the trainer around training, and the file goes when the last holder lets go (or 
 from __future__ import annotations
 
 import atexit
-import fcntl
 import json
 import os
 import socket
@@ -24,6 +25,11 @@ from pathlib import Path
 
 from ..errors import RunLocked
 from ..run_folder import RunFolder
+
+try:
+    import fcntl
+except ImportError:  # Windows: an exclusively created file stands in for the flock (see _acquire_by_file)
+    fcntl = None  # type: ignore[assignment]
 
 _held: dict[Path, list] = {}
 """Run folders this process holds: path -> [open file descriptor, hold count, folders the lock made]."""
@@ -54,6 +60,9 @@ def acquire_run_lock(run_dir: str | Path) -> None:
     created = [p for p in (run, *run.parents) if not p.exists()]  # made here, removed again if left empty
     run.mkdir(parents=True, exist_ok=True)
     path = RunFolder(run).lock
+    if fcntl is None:
+        _held[run] = [_acquire_by_file(run_dir, path), 1, created]
+        return
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -74,12 +83,49 @@ def acquire_run_lock(run_dir: str | Path) -> None:
     if old:
         print(f"flowmaps: taking over the training lock of {run_dir} left by {_describe(old)}, which no longer holds it",
               file=sys.stderr)
-    info = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
-            "command": " ".join(["flowmaps", *sys.argv[1:]]) if sys.argv else ""}
+    info = _info()
     os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(info).encode(), 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, json.dumps(info).encode())
     os.fsync(fd)
     _held[run] = [fd, 1, created]
+
+
+def _info() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+            "command": " ".join(["flowmaps", *sys.argv[1:]]) if sys.argv else ""}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _acquire_by_file(run_dir: str | Path, path: Path) -> int:
+    """Where there is no ``flock``: the lock is the file itself, created exclusively; a file whose
+    holder (on this host) no longer runs is taken over with a note."""
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            info = _holder(path.read_text(errors="replace")) if path.exists() else {}
+            gone = info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not _alive(info["pid"])
+            if not gone:
+                raise RunLocked(f"{run_dir} is being trained by {_describe(info)}; wait for it to end or stop it, or "
+                                f"train into another --out (or delete {path} if no process trains there)") from None
+            print(f"flowmaps: taking over the training lock of {run_dir} left by {_describe(info)}, which no longer runs",
+                  file=sys.stderr)
+            path.unlink(missing_ok=True)
+            continue
+        os.write(fd, json.dumps(_info()).encode())
+        os.fsync(fd)
+        return fd
+    raise RunLocked(f"{run_dir}: could not take its training lock {path}; another start is taking it")
 
 
 def release_run_lock(run_dir: str | Path) -> None:
@@ -94,8 +140,12 @@ def release_run_lock(run_dir: str | Path) -> None:
         return
     del _held[run]
     fd, _, created = entry
-    RunFolder(run).lock.unlink(missing_ok=True)  # before the lock goes: a waiter re-checks the file's identity
-    os.close(fd)
+    if fcntl is None:  # the file is the lock (and an open file cannot be removed on Windows)
+        os.close(fd)
+        RunFolder(run).lock.unlink(missing_ok=True)
+    else:
+        RunFolder(run).lock.unlink(missing_ok=True)  # before the lock goes: a waiter re-checks the file's identity
+        os.close(fd)
     for folder in created:  # the run folder first, then the parents made for it
         try:
             folder.rmdir()  # only if empty
@@ -112,6 +162,8 @@ def lock_status(run_dir: str | Path) -> str:
         return "free (no process trains into it)"
     try:
         info = _holder(os.read(fd, 4096).decode(errors="replace"))
+        if fcntl is None:
+            return f"held by {_describe(info)}"
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:

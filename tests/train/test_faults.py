@@ -116,6 +116,28 @@ def test_the_lock_is_counted_within_a_process_and_read_only_commands_work_while_
     (straight.out / "train.lock").unlink()
 
 
+def test_without_flock_the_file_is_the_lock(tmp_path, monkeypatch, capsys):
+    """Windows has no flock: an exclusively created file, taken over when its holder is gone."""
+    import socket
+
+    from flowmaps.train import lock
+
+    monkeypatch.setattr(lock, "fcntl", None)
+    run = tmp_path / "w"
+    run.mkdir()
+    live = {"host": socket.gethostname(), "pid": os.getppid(), "started": 0}
+    (run / "train.lock").write_text(json.dumps(live))
+    with pytest.raises(RunLocked, match=f"process {os.getppid()}"):
+        acquire_run_lock(run)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (run / "train.lock").write_text(json.dumps({**live, "pid": int(dead.stdout)}))
+    acquire_run_lock(run)
+    assert "left by process" in capsys.readouterr().err
+    assert json.loads((run / "train.lock").read_text())["pid"] == os.getpid()
+    release_run_lock(run)
+    assert not (run / "train.lock").exists()
+
+
 def test_two_starts_into_one_folder_at_once_train_once(tmp_path):
     """A double click: two identical commands started together; one trains, the other is refused
     in one line, and the run's metrics are one run's."""

@@ -352,8 +352,12 @@ class Trainer:
         probe_s = probe_seconds if probe_seconds is not None else min(max(0.03 * budget_s, 2.0), 15.0)
         t_start = time.perf_counter()
         saved = self.snapshot()
-        steps_before = cfg.train.steps
-        cfg.train.steps = 10**9  # the warm-up fraction must not make the probe's rates zero
+        before = cfg.train.steps, cfg.train.schedule, cfg.train.warmup
+        # the probe's steps run at the full learning rate: a warm-up over an unknown length gave
+        # rates near 1e-11, whose updates to zero-initialised layers filled the optimizer state
+        # and the tangents with subnormal floats, which x86 cores handle in microcode: EDM2 UNet
+        # steps were timed 4x too slow and a 3-minute run planned at a quarter of its length
+        cfg.train.steps, cfg.train.schedule, cfg.train.warmup = 10**9, "constant", 0.0
         fm_fraction = cfg.loss.curriculum_fm  # flow-matching-only steps are cheaper: time both kinds
         stages = [(FULL, 1.0 - fm_fraction)] + ([(CurriculumStage(diagonal_only=True), fm_fraction)] if fm_fraction else [])
         warm, probe_steps, step_s = 3, 0, 0.0  # the first steps pay one-off costs (allocations, kernel selection)
@@ -364,7 +368,7 @@ class Trainer:
                 settled = durations[len(durations) // 2:]  # the second half: steady state
                 step_s += share * sum(settled) / len(settled)
         finally:
-            cfg.train.steps = steps_before
+            cfg.train.steps, cfg.train.schedule, cfg.train.warmup = before
         step_s = D.broadcast_float(step_s, self.dist, self.device)
         self.load_state_dict(saved)
         spent = time.perf_counter() - t_start

@@ -330,3 +330,24 @@ def test_a_budgeted_run_records_how_much_of_the_budget_it_used(tmp_path):
     assert 0 < budget["seconds"] <= wall + 0.01  # rounded to 10 ms
     assert budget["used"] == pytest.approx(budget["seconds"] / (0.04 * 60), abs=5e-3)  # both rounded
     assert budget["steps"] == tr.step and "probe_seconds" in budget
+
+
+def test_the_budget_probe_times_steps_at_the_full_learning_rate(tmp_path):
+    """A warm-up over the probe's unknown length gave rates near 1e-11, whose subnormal floats
+    slowed UNet steps 4x on x86: the probe runs at the run's learning rate, then leaves no trace."""
+    tr = Trainer(_cfg(minutes=0.02, schedule="wsd", warmup=0.1), tmp_path / "p")
+    start = {k: v.clone() for k, v in tr.fm.state_dict().items()}
+    rates = []
+    real = tr.train_step
+
+    def step(stage=None):
+        rec = real(stage)
+        rates.append(rec["lr"])
+        return rec
+
+    tr.train_step = step
+    tr.plan_budget(probe_seconds=0.2)
+    assert rates and all(r == tr.cfg.train.lr for r in rates)
+    assert tr.cfg.train.schedule == "wsd" and tr.cfg.train.warmup == 0.1 and tr.step == 0
+    for k, v in tr.fm.state_dict().items():
+        assert torch.equal(v, start[k]), k

@@ -33,7 +33,7 @@ from .data.images import load_image_folder
 from .data.patch_code import PatchCode, fit_patch_code
 from .errors import DataError, UsageError
 from .run_folder import RunFolder
-from .train.checkpoint import disk_full, is_no_space, tensors_bytes, write_file
+from .train.checkpoint import removed_on_failure, tensors_bytes, write_file
 
 CODE_SETTINGS = ["data.name=array", "data.scaling=none", "net.gaussian_base=true"]
 MAX_CODE_RESOLUTION = 64
@@ -64,20 +64,16 @@ def code_pictures(data: str | Path, folder: RunFolder, resolution: int | None = 
     # written into a temporary folder renamed into place: a crash or a full disk leaves no half code
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with removed_on_failure(tmp, out, folder.path):
         tmp.mkdir(parents=True)
-        buf = io.BytesIO()
-        np.save(buf, z.numpy().astype(np.float32))
-        write_file(tmp / "codes.npy", buf.getvalue())
+        codes, decoder_file = io.BytesIO(), io.BytesIO()
+        np.save(codes, z.numpy().astype(np.float32))
+        torch.export.save(program, decoder_file)
+        write_file(tmp / "codes.npy", codes.getvalue())
         write_file(tmp / "code.safetensors", tensors_bytes(code.as_tensors()))
-        torch.export.save(program, str(tmp / folder.code_decoder.name))
+        write_file(tmp / folder.code_decoder.name, decoder_file.getvalue())
         shutil.rmtree(out, ignore_errors=True)  # a code left by an earlier start that never became a run
         os.replace(tmp, out)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if is_no_space(e):
-            raise disk_full(out, folder.path) from None
-        raise
     print(f"flowmaps: {len(x)} pictures at {resolution} x {resolution} -> a {kind} code of {patch} x {patch} patches: "
           f"{code.size} of {code.channels * patch * patch} coefficients keep {100 * code.energy:.1f}% of the patches' "
           f"variance; codes {list(z.shape[1:])} in {out}", file=sys.stderr)

@@ -136,6 +136,7 @@ def fit_patch_code(images: Tensor, patch: int = 4, energy: float = 0.95, kind: s
     if kind == "pca" and len(centred) < centred.shape[1]:
         # fewer patches than dimensions (a whole-picture code): the SVD of the patches, not the
         # [D, D] covariance; the directions beyond the patches' span carry no training variance.
+        # With many patches the covariance's eigh is far faster than their SVD: two branches.
         _, sv, vt = torch.linalg.svd(centred, full_matrices=False)
         basis, var = vt, sv.square() / dof
     elif kind == "pca":

@@ -22,8 +22,9 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors.torch import load_file
@@ -51,10 +52,13 @@ CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.pt")
 def write_file(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path``, flushed and synced: the one way a run's binary files reach the
     disk (a full disk raises ``OSError(ENOSPC)`` here; the fault tests replace this function)."""
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as e:  # a failed write() names no file: this one does
+        raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 def tensors_bytes(tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> bytes:
@@ -87,12 +91,33 @@ def megabytes(n: float) -> str:
 
 def disk_full(path: Path, run_dir: Path) -> DiskFullError:
     """The one-line error of a write to ``path`` that failed for lack of space, for run ``run_dir``."""
-    last = newest_intact_checkpoint(Path(run_dir) / "checkpoints", quiet=True)
+    from ..run_folder import RunFolder  # the run folder's layout imports this module
+
+    last = newest_intact_checkpoint(RunFolder(run_dir).checkpoints, quiet=True)
     kept = f"the last good checkpoint is {last.name}" if last is not None else "no checkpoint was written yet"
     resume = (f"free some space, then resume with: flowmaps train --resume --out {run_dir}" if last is not None
               else f"free some space, then start again with --out {run_dir} removed")
     return DiskFullError(f"no space left on the disk writing {path} ({megabytes(free_bytes(path))} free); "
                          f"nothing partial was kept and {kept}; {resume}")
+
+
+@contextlib.contextmanager
+def removed_on_failure(tmp: Path, final: Path, run_dir: Path) -> Iterator[None]:
+    """Around writing ``tmp`` (a file, or a folder of files), to be renamed to ``final`` after: a
+    failed write removes it, and a full disk becomes :func:`disk_full`'s one line, naming the file
+    as it would have been called."""
+    try:
+        yield
+    except OSError as e:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        if not is_no_space(e):
+            raise
+        failed = Path(e.filename) if e.filename else tmp
+        shown = final / failed.relative_to(tmp) if failed != tmp and failed.is_relative_to(tmp) else final
+        raise disk_full(shown, run_dir) from None
 
 
 def save_checkpoint(root: Path, step: int, model: dict[str, Tensor], ema: dict[str, Tensor], state: dict[str, Any], keep: int) -> Path:
@@ -107,23 +132,15 @@ def save_checkpoint(root: Path, step: int, model: dict[str, Tensor], ema: dict[s
     tmp = root / f".step-{step:08d}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    target = tmp
-    try:
+    with removed_on_failure(tmp, final, root.parent):
         tmp.mkdir()
         files = dict(zip(CHECKPOINT_FILES, (tensors_bytes(model), tensors_bytes(ema), object_bytes(state))))
         for name, data in files.items():
-            target = tmp / name
-            write_file(target, data)
+            write_file(tmp / name, data)
         manifest = {"step": step, "files": {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
                                             for name, data in files.items()}}
-        target = tmp / MANIFEST
-        write_file(target, json.dumps(manifest, indent=1).encode())
+        write_file(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
         _fsync_dir(tmp)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if is_no_space(e):
-            raise disk_full(final / target.name, root.parent) from None
-        raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -165,8 +182,6 @@ def verify_checkpoint(path: Path) -> str | None:
 def newest_intact_checkpoint(root: Path, quiet: bool = False) -> Path | None:
     """The newest checkpoint under ``root`` that :func:`verify_checkpoint` finds whole; each newer,
     damaged one is named on stderr in one line (unless ``quiet``)."""
-    import sys
-
     for ckpt in reversed(list_checkpoints(root)):
         why = verify_checkpoint(ckpt)
         if why is None:
@@ -180,7 +195,9 @@ TMP_RE = re.compile(r"^\.step-\d{8}\.tmp-(\d+)$")
 """The temporary name of a checkpoint folder or snapshot file being written by process PID."""
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs on this host; this process's own id counts as gone (a
+    temporary or a lock file under it was not made by this run of it)."""
     if pid == os.getpid():
         return False
     try:
@@ -203,7 +220,7 @@ def clear_stale_temporaries(root: Path) -> list[Path]:
         if not m:
             continue
         pid = int(m.group(1))
-        if _alive(pid):
+        if process_alive(pid):
             continue
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)

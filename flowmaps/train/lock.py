@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import RunLocked
 from ..run_folder import RunFolder
+from .checkpoint import process_alive
 
 try:
     import fcntl
@@ -96,16 +97,6 @@ def _info() -> dict:
             "command": " ".join(["flowmaps", *sys.argv[1:]]) if sys.argv else ""}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
 def _acquire_by_file(run_dir: str | Path, path: Path) -> int:
     """Where there is no ``flock``: the lock is the file itself, created exclusively; a file whose
     holder (on this host) no longer runs is taken over with a note."""
@@ -114,7 +105,7 @@ def _acquire_by_file(run_dir: str | Path, path: Path) -> int:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             info = _holder(path.read_text(errors="replace")) if path.exists() else {}
-            gone = info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not _alive(info["pid"])
+            gone = info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not process_alive(info["pid"])
             if not gone:
                 raise RunLocked(f"{run_dir} is being trained by {_describe(info)}; wait for it to end or stop it, or "
                                 f"train into another --out (or delete {path} if no process trains there)") from None

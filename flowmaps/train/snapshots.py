@@ -16,7 +16,7 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
-from .checkpoint import disk_full, is_no_space, tensors_bytes, write_file
+from .checkpoint import removed_on_failure, tensors_bytes, write_file
 from .ema import parse_power, posthoc_coefficients
 
 SNAPSHOT_RE = re.compile(r"^step-(\d{8})\.safetensors$")
@@ -35,13 +35,8 @@ def write_snapshot(root: Path, step: int, power: dict[str, dict[str, Tensor]]) -
     final = root / f"step-{step:08d}.safetensors"
     tmp = root / f".step-{step:08d}.tmp-{os.getpid()}"
     flat = {f"{n}/{k}": v for n, s in power.items() for k, v in s.items()}
-    try:
+    with removed_on_failure(tmp, final, root.parent):
         write_file(tmp, tensors_bytes(flat, {"step": str(step)}))
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        if is_no_space(e):
-            raise disk_full(final, root.parent) from None
-        raise
     os.replace(tmp, final)
     return final
 

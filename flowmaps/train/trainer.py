@@ -463,11 +463,14 @@ class Trainer:
 
         params = size(p.detach() for p in self.fm.parameters())
         ckpt = size(self.fm.state_dict().values()) + size(self.ema.flat().values()) + 2 * params
-        snap = size(t for s in self.ema.power_states().values() for t in s.values()) if self.ema.gammas else 0
-        cfg = self.cfg
-        snaps = len([k for k in planned_snapshot_steps(cfg.train.steps, cfg.train.step_plan, cfg.train.ema_snapshots)
-                     if k > self.step]) if self.ema.gammas else 0
-        return (cfg.train.keep_ckpts + 1) * ckpt + snaps * snap + 16 * 2**20
+        snap = size(t for s in self.ema.power_states().values() for t in s.values())
+        snaps = len([k for k in self._snapshot_steps() if k > self.step])
+        return (self.cfg.train.keep_ckpts + 1) * ckpt + snaps * snap + 16 * 2**20
+
+    def _snapshot_steps(self) -> set[int]:
+        """The steps the EMA snapshots are written at (none without power EMAs)."""
+        t = self.cfg.train
+        return planned_snapshot_steps(t.steps, t.step_plan, t.ema_snapshots) if self.ema.gammas else set()
 
     def _stop_requested(self) -> int | None:
         """The stop signal any rank received (every rank agrees), or None."""
@@ -500,10 +503,7 @@ class Trainer:
                                   every=max(cfg.train.steps // REPLANS_PER_RUN, 1), cap=cfg.train.max_steps,
                                   clock=self.clock)
 
-        def snapshots() -> set[int]:
-            return planned_snapshot_steps(cfg.train.steps, cfg.train.step_plan, cfg.train.ema_snapshots) if self.ema.gammas else set()
-
-        snaps = snapshots()
+        snaps = self._snapshot_steps()
         if main:
             self.check_disk_space()
         self.writer = None
@@ -558,7 +558,7 @@ class Trainer:
                     self.periodic_eval(self)
                 if (replanner is not None and self.step % replanner.every == 0 and self.step < cfg.train.steps
                         and self._replan(replanner)):
-                    snaps = snapshots()
+                    snaps = self._snapshot_steps()
                     if bar is not None:
                         bar.total = cfg.train.steps
                         bar.refresh()

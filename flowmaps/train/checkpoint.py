@@ -91,9 +91,7 @@ def megabytes(n: float) -> str:
 
 def disk_full(path: Path, run_dir: Path) -> DiskFullError:
     """The one-line error of a write to ``path`` that failed for lack of space, for run ``run_dir``."""
-    from ..run_folder import RunFolder  # the run folder's layout imports this module
-
-    last = newest_intact_checkpoint(RunFolder(run_dir).checkpoints, quiet=True)
+    last = newest_intact_checkpoint(Path(run_dir) / "checkpoints", quiet=True)  # RunFolder's layout (it sits above)
     kept = f"the last good checkpoint is {last.name}" if last is not None else "no checkpoint was written yet"
     resume = (f"free some space, then resume with: flowmaps train --resume --out {run_dir}" if last is not None
               else f"free some space, then start again with --out {run_dir} removed")

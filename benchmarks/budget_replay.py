@@ -25,8 +25,8 @@ import statistics
 from pathlib import Path
 
 from flowmaps.losses.curriculum import curriculum_stage
+from flowmaps.schedule import LRSchedule
 from flowmaps.train.budget import BUDGET_TARGET, REPLANS_PER_RUN, Replanner
-from flowmaps.train.schedule import LRSchedule
 
 
 def replay(run: dict, window: int) -> float:

@@ -15,7 +15,15 @@ host: see benchmarks/README.md); fashion takes 3 x (--minutes + its evaluation),
    ``--minutes`` each, then 10,000 samples at N = 1, 2, 4, 8 (the FM run with Euler at equal
    NFE) saved as uint8 .npz for FID on a CPU, and the classifier-feature distance computed here.
 4. The paper's checker configuration (MLP 512 x 4, batch 100k) for ``--minutes``: KL at N = 1..16.
+5. ``compiled`` (issue 31): the whole training step eager against ``train.compile=on`` for the
+   CIFAR-10 UNet (batch 128) and DiT-B/2 (batch 64), FM, LSD and ESD, bfloat16: the first
+   compiled step's seconds (compile included) and the median of ``--compiled-steps`` steps each.
+   ``--device cpu --tiny`` runs the same code on small networks on a CPU (a smoke test that the
+   section runs to its end before a lease is spent on it).
 Writes gpu_results.json and the sample files under --out.
+
+    PYTHONPATH=. python3 benchmarks/gpu_check.py --out $OUT --only compiled
+    PYTHONPATH=. python3 benchmarks/gpu_check.py --out /tmp/gc --only compiled --device cpu --tiny
 """
 from __future__ import annotations
 
@@ -105,13 +113,61 @@ def checker(out: Path, minutes: float, num: int) -> dict:
     return {"steps": tr.step, "steps_per_s": rate, **r}
 
 
+def compiled(out: Path, device: str, tiny: bool, steps: int) -> dict:
+    """Eager against compiled training steps through the Trainer (train.compile off / on)."""
+    from flowmaps.train.trainer import Trainer
+
+    if tiny:
+        nets = {"unet": {"kind": "edm2", "model_channels": 16, "channel_mult": [1, 2], "num_blocks": 1,
+                         "attn_resolutions": [8], "channels_per_head": 16, "dropout": 0.0},
+                "dit": {"kind": "dit", "width": 64, "depth": 2, "heads": 2, "patch_size": 2}}
+        shape, batch = (1, 16, 16), {"unet": 32, "dit": 32}
+    else:
+        nets = {"unet": {**preset("cifar10")["net"]}, "dit": {"kind": "dit", "width": 768, "depth": 12, "heads": 12,
+                                                                "patch_size": 2}}
+        shape, batch = (3, 32, 32), {"unet": 128, "dit": 64}
+    arrays = out / "compiled-images.npy"  # the step's cost does not depend on what the pictures show
+    np.save(arrays, np.random.default_rng(0).uniform(-1, 1, (512, *shape)).astype(np.float32))
+    data = {"name": "array", "path": str(arrays)}
+    res: dict = {}
+    for net, arch in nets.items():
+        for method in ("fm", "lsd", "esd"):
+            row = {}
+            for mode in ("off", "on"):
+                cfg = build_config({"method": method, "sigma": 0.5, "data": data, "net": arch,
+                                    "train": {"steps": 10**6, "batch_size": batch[net], "precision": "bf16",
+                                              "device": device, "compile": mode, "progress": False,
+                                              "ckpt_every": 10**9, "ema_snapshots": 0}})
+                tr = Trainer(cfg, out / f"compiled-{net}-{method}-{mode}")
+                t0 = time.perf_counter()
+                tr.train_step()
+                tr._sync()
+                first = time.perf_counter() - t0
+                times = []
+                for _ in range(steps):
+                    t0 = time.perf_counter()
+                    tr.train_step()
+                    tr._sync()
+                    times.append(time.perf_counter() - t0)
+                row[mode] = {"first_step_s": first, "median_ms": 1e3 * float(np.median(times))}
+            row["speedup"] = row["off"]["median_ms"] / row["on"]["median_ms"]
+            res[f"{net}-{method}"] = row
+            print(f"compiled {net} {method}: eager {row['off']['median_ms']:.1f} ms, compiled {row['on']['median_ms']:.1f} "
+                  f"ms ({row['speedup']:.2f}x), compile {row['on']['first_step_s']:.0f} s", flush=True)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=1.0)
     ap.add_argument("--fashion", default=".data/fashion-mnist")
     ap.add_argument("--samples", type=int, default=10000, help="Fashion-MNIST samples per N (checker: 6.4x, at most 64k)")
-    ap.add_argument("--only", nargs="*", default=["correctness", "throughput", "fashion", "checker"])
+    ap.add_argument("--only", nargs="*", default=["correctness", "throughput", "fashion", "checker"],
+                    help="sections: correctness throughput fashion checker compiled")
+    ap.add_argument("--device", default="cuda", help="the compiled section's device (cpu with --tiny: a smoke test)")
+    ap.add_argument("--tiny", action="store_true", help="the compiled section on small networks")
+    ap.add_argument("--compiled-steps", type=int, default=10)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +175,8 @@ def main() -> None:
     results = {"device": torch.cuda.get_device_name() if cuda else "cpu (smoke test)", "torch": torch.__version__}
     steps = {"correctness": lambda: correctness(), "throughput": lambda: throughput(out),
              "fashion": lambda: fashion(out, args.minutes, args.fashion, args.samples),
-             "checker": lambda: checker(out, args.minutes, args.samples)}
+             "checker": lambda: checker(out, args.minutes, args.samples),
+             "compiled": lambda: compiled(out, args.device, args.tiny, args.compiled_steps)}
     for name in args.only:
         if name in ("correctness", "throughput") and not cuda:
             print(f"{name}: skipped, no CUDA device", flush=True)

@@ -15,11 +15,11 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from .averages import RAW, ema_name, parse_power, sigma_rel_to_gamma
 from .errors import ConfigError
 from .losses.objective import METHODS, LossConfig, ObjectiveConfig
 from .recipes import PRESETS, merged, nested
-from .train.ema import RAW, ema_name, parse_power, sigma_rel_to_gamma
-from .train.schedule import SCHEDULES, LRSchedule
+from .schedule import SCHEDULES, LRSchedule
 
 
 @dataclass
@@ -98,7 +98,7 @@ class NetConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation: RAdam, a learning-rate schedule (:mod:`flowmaps.train.schedule`), clipping and
+    """Optimisation: RAdam, a learning-rate schedule (:mod:`flowmaps.schedule`), clipping and
     weight averages (:mod:`flowmaps.train.ema`).
 
     steps: the run's length, or ``minutes``: a wall-clock budget for training, turned into a step
@@ -122,6 +122,9 @@ class TrainConfig:
     (a small table memorises with more: autoconfig sets it, see benchmarks/README.md), so the run
     may end before its budget. precision: fp32, bf16 or auto
     (bf16 where the device has fast bfloat16 matmuls, see :meth:`flowmaps.train.builders.NetworkFamily.precision`).
+    compile: ``on``, ``off`` or ``auto``: the network part of each step (forward, tangents, loss
+    and their backward) as one compiled graph (:mod:`flowmaps.train.compiled`); ``auto`` compiles
+    where the budget probe measures that it wins over the whole budget, compile time included.
     """
 
     steps: int = 2000
@@ -141,6 +144,7 @@ class TrainConfig:
     ema_sigma_rel: list[float] = field(default_factory=lambda: [0.05, 0.1])
     ema_snapshots: int = 16
     precision: str = "fp32"
+    compile: str = "auto"
     device: str = "auto"
     accum_steps: int = 1
     log_every: int = 50
@@ -219,6 +223,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "net.activation": ("gelu", "silu", "gelu_tanh"),
     "net.time_input": ("s_t", "s_dt"),
     "train.precision": ("fp32", "bf16", "auto"),
+    "train.compile": ("auto", "on", "off"),
     "train.schedule": SCHEDULES,
 }
 

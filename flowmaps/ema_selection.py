@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .averages import RAW, power_name
 from .config import Config, check_eval_ema
 from .data.source import DataSource
 from .evaluate import default_solvers, eval_labels, generate
@@ -21,7 +22,7 @@ from .flow_map import FlowMap
 from .kinds import data_kind
 from .metrics.registry import METRICS, Scoring
 from .run_folder import RunFolder
-from .train.ema import RAW, flat_names, power_name, unflatten
+from .train.ema import flat_names, unflatten
 from .train.snapshots import list_snapshots, reconstruct_emas
 
 RECONSTRUCT_GRID: tuple[float, ...] = (0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25)

@@ -88,10 +88,16 @@ def guided_fm_correction(fm: FlowMap, x: Tensor, t: Tensor, y: Tensor, alpha: Te
     guided velocity: E[dI_t | I_t = x, c] + (alpha - 1)(b(c) - b(null)) = q_t(x; alpha, c) (eq 99)
     when the network's own velocities are exact. So every scale's diagonal is trained directly,
     not only through the distillation term; it is zero at alpha = 1 and for null labels. Only the
-    rows with alpha != 1 cost a (doubled, gradient-free) network call.
+    rows with alpha != 1 cost a (doubled, gradient-free) network call (every row inside a
+    compiled graph, where shapes cannot depend on the data).
     """
     out = torch.zeros_like(x)
     rows = (alpha != 1) & (y != null_label)
+    if torch.compiler.is_compiling():  # a compiled graph has static shapes: every row, the others masked
+        with torch.no_grad():
+            v_c, v_u = velocity_pair(fm, x, t, y, null_label)
+            gain = torch.where(rows, alpha - 1, torch.zeros_like(alpha))
+            return (expand_time(gain.to(v_c.dtype), x) * (v_c - v_u)).to(out.dtype)
     if bool(rows.any()):
         with torch.no_grad():
             xs = x[rows]

@@ -23,6 +23,7 @@ from torch import Tensor
 from . import step_timing
 from .audit import MAX_AUDIT_ITEMS, Audit, audit_run, audited_after_training, write_audit
 from .autoconfig import NAMED_SHAPES, as_layer, auto_config
+from .averages import power_name
 from .config import Config, build_config, load_yaml, parse_overrides, preset
 from .data.images import IMAGE_DATASETS
 from .data.tables import read_table
@@ -39,7 +40,6 @@ from .run import Run, load_run, weights_for
 from .run_folder import RunFolder
 from .train.builders import build_data, build_flow_map, count_parameters
 from .train.checkpoint import load_checkpoint, newest_intact_checkpoint, write_text_atomic
-from .train.ema import power_name
 from .train.snapshots import list_snapshots, reconstruct_emas
 from .train.trainer import Trainer
 

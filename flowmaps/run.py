@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .averages import RAW, ema_name, parse_power
 from .config import Config, check_eval_ema
 from .data.arrays import Normalization
 from .data.columns import TableTransform
@@ -15,7 +16,7 @@ from .flow_map import FlowMap
 from .run_folder import RunFolder
 from .train.builders import build_flow_map
 from .train.checkpoint import latest_checkpoint, load_checkpoint, newest_intact_checkpoint
-from .train.ema import RAW, ema_name, flat_names, parse_power, unflatten
+from .train.ema import flat_names, unflatten
 from .train.snapshots import reconstruct_ema
 
 

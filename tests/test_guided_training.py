@@ -11,7 +11,7 @@ import torch
 from flowmaps import FlowMap, Objective, ObjectiveConfig, sample
 from flowmaps.data.toy2d import two_class_problem
 from flowmaps.nets import MLP
-from flowmaps.train.schedule import LRSchedule
+from flowmaps.schedule import LRSchedule
 
 STEPS = 1200
 TOLERANCE = 0.2  # of the data's scale: measured 16% at most (alpha = 2), 3% to 5% with the benchmark's budget

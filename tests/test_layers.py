@@ -9,7 +9,7 @@ import flowmaps
 PACKAGE = Path(flowmaps.__file__).parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "external", "flow_map", "jvp", "interpolants", "sampling", "guidance", "coupling", "exact"),
+    ("errors", "averages", "schedule", "external", "flow_map", "jvp", "interpolants", "sampling", "guidance", "coupling", "exact"),
     ("losses", "nets", "data", "metrics", "diagnostics"),
     ("config", "recipes", "run_folder", "run", "train"),
     ("kinds", "plots", "inputs", "evaluate", "ema_selection", "audit", "report", "edit", "encode", "anomaly",

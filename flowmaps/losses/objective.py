@@ -275,6 +275,21 @@ class OffDiagonalBatch:
     d: Tensor | None = None
 
 
+@dataclass
+class Draws:
+    """Every random draw of one objective evaluation (:meth:`Objective.draw`), made before the
+    network runs so that the rest can be one compiled graph (a ``torch.Generator`` cannot enter
+    one). x1, x0: the data batch and its paired noise [B, ...]; t_d: the diagonal times [M_d]
+    (the first M_d rows); off: the off-diagonal sub-batch (the other rows) or None; cond: the
+    conditioning with dropped labels and guidance scales [B]."""
+
+    x1: Tensor
+    x0: Tensor
+    t_d: Tensor
+    off: OffDiagonalBatch | None
+    cond: dict[str, Tensor]
+
+
 class Objective:
     """Self-distillation objective (and its teacher-distillation and special-case relatives).
 
@@ -337,22 +352,36 @@ class Objective:
         generator: torch.Generator | None = None,
         stage: CurriculumStage = FULL,
     ) -> LossOutput:
-        with fm.shared_weights():
-            return self._evaluate(fm, x1, cond or {}, generator, stage)
+        return self.evaluate(fm, self.draw(x1, cond, generator, stage))
 
-    def _evaluate(
-        self, fm: FlowMap, x1: Tensor, cond: dict[str, Tensor], generator: torch.Generator | None,
-        stage: CurriculumStage,
-    ) -> LossOutput:
+    def draw(
+        self, x1: Tensor, cond: dict[str, Tensor] | None = None, generator: torch.Generator | None = None,
+        stage: CurriculumStage = FULL,
+    ) -> Draws:
+        """Every random draw of one evaluation for a data batch x1 [B, ...]: the noise and its
+        pairing, the times, gamma, the dropped labels and the guidance scales, in a fixed order."""
+        cond = cond or {}
         B = x1.shape[0]
         n_d, n_o = (B, 0) if stage.diagonal_only else split_batch(B, self.eta)
         dev, dt = x1.device, x1.dtype
         x0 = couple(sample_base(x1, self.sigma, generator), x1, self.config.coupling, self.config.coupling_chunk)
         c = self.config
         t_d = sample_diagonal(n_d, generator, dev, dt, c.time_sampling, c.time_mu, c.time_std)
-        diag = self.interpolant.sample(x0[:n_d], x1[:n_d], t_d)
         off = self._off_batch(x0[n_d:], x1[n_d:], generator, stage.max_gap) if n_o else None
-        cond = self._condition(cond, n_d, n_o, generator, dev, dt)
+        return Draws(x1, x0, t_d, off, self._condition(cond, n_d, n_o, generator, dev, dt))
+
+    def evaluate(self, fm: FlowMap, draws: Draws) -> LossOutput:
+        """The loss of ``fm`` on drawn inputs (:meth:`draw`): no random draw and no host read, so
+        it can run as one compiled graph (``train.compile``)."""
+        with fm.shared_weights():
+            return self._evaluate(fm, draws)
+
+    def _evaluate(self, fm: FlowMap, draws: Draws) -> LossOutput:
+        x1, x0, t_d, off, cond = draws.x1, draws.x0, draws.t_d, draws.off, draws.cond
+        B, n_d = x1.shape[0], t_d.shape[0]
+        n_o = B - n_d
+        c = self.config
+        diag = self.interpolant.sample(x0[:n_d], x1[:n_d], t_d)
         cond_d, cond_o = _split_cond(cond, n_d)
         target_d = diag.dx_t
         if "alpha" in cond_d and n_d:

@@ -138,6 +138,20 @@ class MLP(nn.Module):
         z, dz = x / self.sigma, scale_tangent(dx, 1 / self.sigma)
         return (z, dz) if not self.x_features else _with_fourier_jvp(z, dz, self.x_freqs)
 
+    def start_as_velocity(self, time_input: str) -> bool:
+        """Make the network's map ignore its second time input, so v_{s,t}(x) = v_{s,s}(x) for
+        every t (a flow map started from a flow-matching velocity, App. F.2): the first layer's
+        weights on it are folded into the first time input (inputs (s, t)) or zeroed (inputs
+        (s, t - s)). Impossible with Fourier time features (returns False, nothing changed)."""
+        if self.time_features:
+            return False
+        first = self.body[0]
+        with torch.no_grad():  # inputs [a, b, x]: a = s, b = t (s_t) or t - s (s_dt)
+            if time_input == "s_t":
+                first.weight[:, 0] += first.weight[:, 1]
+            first.weight[:, 1] = 0.0
+        return True
+
     def log_weight(self, s: Tensor, t: Tensor) -> Tensor | None:
         """Learned log loss weight w_{s,t}: [B], or None without the head."""
         if self.weight_head is None:

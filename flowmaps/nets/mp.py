@@ -148,7 +148,13 @@ class _Conv2d(torch.autograd.Function):
 
 
 def conv2d(x: Tensor, w: Tensor, padding: int = 0) -> Tensor:
-    """F.conv2d (stride 1, no bias) with a lean forward-mode rule; see :class:`_Conv2d`."""
+    """F.conv2d (stride 1, no bias) with a lean forward-mode rule; see :class:`_Conv2d`.
+
+    Inside a compiled graph it is plain ``F.conv2d``: Dynamo cannot trace an autograd Function
+    with a ``jvp`` (a graph break per layer), and compiled steps take their tangents from the
+    networks' explicit tangent passes, never from forward-mode AD."""
+    if torch.compiler.is_compiling():
+        return F.conv2d(x, w, padding=padding)
     return _Conv2d.apply(x, w, padding)
 
 

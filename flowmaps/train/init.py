@@ -26,7 +26,6 @@ from ..config import Config
 from ..errors import ConfigError
 from ..external import load_module
 from ..flow_map import FlowMap
-from ..nets.mlp import MLP
 from ..run import load_run
 
 
@@ -36,18 +35,11 @@ def _mismatched(src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor]) -> l
 
 
 def start_map_from_velocity(fm: FlowMap) -> bool:
-    """Make v_{s,t}(x) = v_{s,s}(x) for every t by editing the first layer (MLP without Fourier
-    time features); returns whether it could (False leaves ``fm`` unchanged)."""
-    net = fm.net
-    if not isinstance(net, MLP) or net.time_features:
-        return False
-    first = net.body[0]
-    assert isinstance(first, torch.nn.Linear)
-    with torch.no_grad():  # inputs [a, b, x]: a = s, b = t (s_t) or t - s (s_dt)
-        if fm.time_input == "s_t":
-            first.weight[:, 0] += first.weight[:, 1]
-        first.weight[:, 1] = 0.0
-    return True
+    """Make v_{s,t}(x) = v_{s,s}(x) for every t, where the network can (its ``start_as_velocity``
+    method: the MLP without Fourier time features); returns whether it could (False leaves ``fm``
+    unchanged)."""
+    start = getattr(fm.net, "start_as_velocity", None)
+    return bool(start is not None and start(fm.time_input))
 
 
 def init_from_run(fm: FlowMap, cfg: Config, path: str | Path, ema: float | str | None = None,

@@ -16,8 +16,9 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
+from ..averages import parse_power
 from .checkpoint import removed_on_failure, tensors_bytes, write_file
-from .ema import parse_power, posthoc_coefficients
+from .ema import posthoc_coefficients
 
 SNAPSHOT_RE = re.compile(r"^step-(\d{8})\.safetensors$")
 

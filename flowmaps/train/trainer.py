@@ -1,7 +1,7 @@
 """The training loop: from a configuration to a trained flow map (choosing its weights and
 evaluating it is :mod:`flowmaps.pipeline`'s).
 
-RAdam with a schedule that knows where training ends (:mod:`flowmaps.train.schedule`), a step
+RAdam with a schedule that knows where training ends (:mod:`flowmaps.schedule`), a step
 count from a wall-clock budget, gradient clipping, fixed and power-function EMAs with snapshots
 for post-hoc reconstruction, the network family's after-step work (EDM2's forced weight
 normalisation), bfloat16 where the device runs it fast, atomic and verified checkpoints with exact
@@ -33,6 +33,7 @@ from ..flow_map import FlowMap
 from ..losses.curriculum import FULL, CurriculumStage
 from ..run import Run, weights_for
 from ..run_folder import RunFolder
+from ..schedule import LRSchedule
 from . import distributed as D
 from .budget import (
     BUDGET_TARGET,
@@ -55,11 +56,21 @@ from .checkpoint import (
     save_checkpoint,
     write_text_atomic,
 )
+from .compiled import (
+    BUDGET_SHARE,
+    MIN_STEPS,
+    SECONDS_PER_OP,
+    compile_key,
+    compiled_loss,
+    count_ops,
+    eager_loss,
+    remember_compile_seconds,
+    remembered_compile_seconds,
+)
 from .ema import EMA
 from .init import init_from_run
 from .lock import acquire_run_lock, release_run_lock
 from .parts import TrainingParts, build_parts
-from .schedule import LRSchedule
 from .snapshots import write_snapshot
 from .stop import StopSignals, signal_name
 
@@ -166,6 +177,8 @@ class Trainer:
         self.family = NETWORK_FAMILIES[cfg.net.kind]
         if cfg.train.precision == "auto":
             cfg.train.precision = self.family.precision(self.device)
+        self.compiled = False
+        self.compile_info: dict[str, Any] | None = None  # what train.compile=auto measured and chose
         if self.dist.is_main:
             clear_stale_temporaries(self.folder.checkpoints)
             clear_stale_temporaries(self.folder.ema_snapshots)
@@ -188,6 +201,7 @@ class Trainer:
         if not resume and not self.init:
             fit_gaussian_base(self.fm, self.source, cfg.seed)
         self.ema = EMA(self.fm, cfg.train.ema, cfg.train.ema_sigma_rel, cfg.train.ema_warmup)
+        self.set_compiled(cfg.train.compile == "on")
         if resume:
             self._restore(ckpt)  # type: ignore[arg-type]
         elif self.dist.is_main:
@@ -207,6 +221,8 @@ class Trainer:
             meta["columns"] = self.source.columns.as_dict()  # a table's per-column transform: undone on every output
         if self.budget is not None:
             meta["budget"] = self.budget
+        if self.compile_info is not None:
+            meta["compile"] = self.compile_info
         if self.init is not None:
             meta["init"] = self.init
         self.folder.write_meta(meta)
@@ -275,6 +291,16 @@ class Trainer:
         return save_checkpoint(self.folder.checkpoints, self.step, model, ema, state, self.cfg.train.keep_ckpts)
 
     # -- one step ----------------------------------------------------------------------------------
+    def set_compiled(self, on: bool, backend: str = "inductor") -> None:
+        """Run the network part of each step compiled (:mod:`.compiled`; ``backend``: Dynamo's
+        code generator) or op by op."""
+        if on and self.cfg.loss.jvp_backend not in ("auto", "explicit"):
+            raise ConfigError(f"train.compile=on needs the networks' explicit tangents (loss.jvp_backend auto or explicit, "
+                              f"not {self.cfg.loss.jvp_backend!r}): forward-mode AD cannot run inside a compiled graph")
+        self.compiled = on
+        self._loss = (compiled_loss(self.objective, self.fm, self._autocast, backend) if on
+                      else eager_loss(self.objective, self.fm, self._autocast))
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.cfg.train.precision == "bf16" and self.family.autocast:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -301,8 +327,7 @@ class Trainer:
             gen = stream_generator(cfg.seed, step, shard, 0)
             if self.device.type != "cpu":
                 gen = torch.Generator(device=self.device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
-            with self._autocast():
-                out = self.objective(self.fm, x1, cond, gen, stage)
+            out = self._loss(self.objective.draw(x1, cond, gen, stage))
             loss = out.loss.float()
             (loss / accum).backward()
             sums += torch.stack([loss.detach(), out.diagonal.float(), out.off_diagonal.float(),
@@ -358,18 +383,15 @@ class Trainer:
         # and the tangents with subnormal floats, which x86 cores handle in microcode: EDM2 UNet
         # steps were timed 4x too slow and a 3-minute run planned at a quarter of its length
         cfg.train.steps, cfg.train.schedule, cfg.train.warmup = 10**9, "constant", 0.0
-        fm_fraction = cfg.loss.curriculum_fm  # flow-matching-only steps are cheaper: time both kinds
-        stages = [(FULL, 1.0 - fm_fraction)] + ([(CurriculumStage(diagonal_only=True), fm_fraction)] if fm_fraction else [])
-        warm, probe_steps, step_s = 3, 0, 0.0  # the first steps pay one-off costs (allocations, kernel selection)
+        stages = self._probe_stages()
+        warm = 3  # the first steps pay one-off costs (allocations, kernel selection)
         try:
-            for stage, share in stages:
-                durations = self._time_steps(stage, warm, probe_s / len(stages))
-                probe_steps += warm + len(durations)
-                settled = durations[len(durations) // 2:]  # the second half: steady state
-                step_s += share * sum(settled) / len(settled)
+            step_s, probe_steps = self._probe_steps(stages, warm, probe_s)
+            if cfg.train.compile == "auto":
+                step_s, more = self._auto_compile(stages, step_s, 0.97 * budget_s - (time.perf_counter() - t_start), probe_s)
+                probe_steps += more
         finally:
             cfg.train.steps, cfg.train.schedule, cfg.train.warmup = before
-        step_s = D.broadcast_float(step_s, self.dist, self.device)
         self.load_state_dict(saved)
         spent = time.perf_counter() - t_start
         # 3% of the budget is kept for logging and checkpoints
@@ -386,6 +408,110 @@ class Trainer:
         if self.dist.is_main:
             self._write_run_files()
         return steps
+
+    def _probe_stages(self) -> list[tuple[CurriculumStage, float]]:
+        """The kinds of step a run takes, with their shares of its steps: flow-matching-only
+        curriculum steps are cheaper and have a graph of their own, so both are probed."""
+        fm_fraction = self.cfg.loss.curriculum_fm
+        return [(FULL, 1.0 - fm_fraction)] + ([(CurriculumStage(diagonal_only=True), fm_fraction)] if fm_fraction else [])
+
+    def _probe_steps(self, stages: list[tuple[CurriculumStage, float]], warm: int, seconds: float) -> tuple[float, int]:
+        """(the mean step time over the run's kinds of step, rank 0's on every rank; the steps
+        taken), from ``seconds`` of throwaway steps after ``warm`` untimed ones per stage."""
+        step_s, steps = 0.0, 0
+        for stage, share in stages:
+            durations = self._time_steps(stage, warm, seconds / len(stages))
+            steps += warm + len(durations)
+            settled = durations[len(durations) // 2:]  # the second half: steady state
+            step_s += share * sum(settled) / len(settled)
+        return D.broadcast_float(step_s, self.dist, self.device), steps
+
+    def _auto_compile(self, stages: list[tuple[CurriculumStage, float]], eager_s: float, left_s: float,
+                      probe_s: float, rough: bool = False) -> tuple[float, int]:
+        """``train.compile: auto``, decided by measurement inside a probe whose state is thrown
+        away: predict the compile's seconds (remembered from the last compile of this
+        configuration, else from the step's operation count), compile only when that is at most
+        :data:`~.compiled.BUDGET_SHARE` of the ``left_s`` seconds the run has left, then time the
+        compiled steps and keep them only when they are faster than the eager steps (``eager_s``,
+        measured again first when ``rough``). The choice becomes ``train.compile`` (on or off, so
+        a resume takes the same steps) and its figures ``run.json``'s ``compile``. Returns (the
+        chosen step time, the probe's steps)."""
+        if self.cfg.loss.jvp_backend not in ("auto", "explicit"):
+            self._decided_compile(False, {"why": f"not compiled: loss.jvp_backend={self.cfg.loss.jvp_backend} runs "
+                                                 "forward-mode AD, which a compiled graph cannot hold"})
+            return eager_s, 0
+        key = compile_key({"net": self.cfg.net, "method": self.cfg.method, "loss": self.cfg.loss, "device": self.device.type,
+                           "batch": self.per_shard, "precision": self.cfg.train.precision, "shape": self.source.shape,
+                           "classes": self.source.num_classes})
+        remembered = remembered_compile_seconds(key)
+        if remembered is not None:
+            predicted, source = remembered, "the last compile of this configuration on this machine"
+        else:
+            ops = count_ops(lambda: self.train_step(stages[0][0]))
+            predicted, source = ops * SECONDS_PER_OP * len(stages), f"{ops} operations per step"
+        predicted = D.broadcast_float(predicted, self.dist, self.device)
+        steps = 0 if remembered is not None else 1
+        if predicted > BUDGET_SHARE * left_s:
+            why = (f"not compiled: compiling would take about {predicted:.0f} s ({source}), over "
+                   f"{BUDGET_SHARE:.0%} of the {left_s:.0f} s this run has left")
+            self._decided_compile(False, {"predicted_compile_seconds": round(predicted, 1), "predicted_from": source,
+                                          "eager_step_seconds": round(eager_s, 5), "why": why})
+            return eager_s, steps
+        if rough:
+            eager_s, more = self._probe_steps(stages, 1, probe_s)
+            steps += more
+        self.set_compiled(True)
+        t0 = time.perf_counter()
+        saved = self.snapshot()
+        try:
+            for stage, _ in stages:
+                self.train_step(stage)  # the first compiled step of each stage compiles its graph
+        except Exception as e:  # noqa: BLE001 -- auto falls back to the eager step whatever stopped the compile
+            self.load_state_dict(saved)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            self._decided_compile(False, {"predicted_compile_seconds": round(predicted, 1), "predicted_from": source,
+                                          "eager_step_seconds": round(eager_s, 5),
+                                          "why": f"not compiled: the compile failed ({type(e).__name__}: {first})"})
+            return eager_s, steps
+        self._sync()
+        compile_s = D.broadcast_float(max(time.perf_counter() - t0 - eager_s * len(stages), 0.0), self.dist, self.device)
+        remember_compile_seconds(key, compile_s)
+        compiled_s, more = self._probe_steps(stages, 1, probe_s)
+        keep = compiled_s < 0.97 * eager_s
+        why = (f"{'compiled' if keep else 'not compiled'}: a compiled step takes {1e3 * compiled_s:.1f} ms against "
+               f"{1e3 * eager_s:.1f} ms op by op (compiling took {compile_s:.0f} s)")
+        self._decided_compile(keep, {"predicted_compile_seconds": round(predicted, 1), "predicted_from": source,
+                                     "eager_step_seconds": round(eager_s, 5), "compile_seconds": round(compile_s, 1),
+                                     "compiled_step_seconds": round(compiled_s, 5), "why": why})
+        return (compiled_s if keep else eager_s), steps + len(stages) + more
+
+    def _decided_compile(self, on: bool, info: dict[str, Any]) -> None:
+        self.set_compiled(on)
+        self.cfg.train.compile = "on" if on else "off"
+        self.compile_info = {"choice": self.cfg.train.compile, **info}
+        if self.dist.is_main:
+            print(f"flowmaps: train.compile=auto: {info['why']}", file=sys.stderr)
+
+    def plan_compile(self) -> None:
+        """``train.compile: auto`` on a run of fixed length: :meth:`_auto_compile` against the
+        whole run, from throwaway steps (a budgeted run decides in its budget probe instead). A
+        run of fewer than :data:`~.compiled.MIN_STEPS` steps stays eager without a probe."""
+        left = self.cfg.train.steps - self.step
+        if left < MIN_STEPS:
+            self.cfg.train.compile = "off"
+            self.compile_info = {"choice": "off", "why": f"not compiled: {left} steps are too few for a compile to pay"}
+            return
+        saved = self.snapshot()
+        stages = self._probe_stages()
+        self.train_step(stages[0][0])  # the first step pays one-off costs
+        t0 = time.perf_counter()
+        self.train_step(stages[0][0])
+        self._sync()
+        rough = D.broadcast_float(time.perf_counter() - t0, self.dist, self.device)
+        self._auto_compile(stages, rough, rough * left, 2.0, rough=True)
+        self.load_state_dict(saved)
+        if self.dist.is_main:
+            self._write_run_files()
 
     def _time_steps(self, stage: CurriculumStage, warm: int, seconds: float) -> list[float]:
         """Durations of probe steps at ``stage`` after ``warm`` untimed ones: at least 6, for at
@@ -497,6 +623,8 @@ class Trainer:
         main = self.dist.is_main
         t_fit = self.clock()
         replanner = None
+        if cfg.train.compile == "auto" and cfg.train.minutes is None and self.step == 0:
+            self.plan_compile()
         if cfg.train.minutes is not None and self.step == 0:
             self.plan_budget()
             replanner = Replanner(deadline=t_fit + BUDGET_TARGET * 60.0 * self.budget["minutes"],  # type: ignore[index]

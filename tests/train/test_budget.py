@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from flowmaps.config import ConfigError, build_config, load_yaml, preset
+from flowmaps.schedule import LRSchedule
 from flowmaps.train.budget import Replanner, nearest_unchanged_length, planned_snapshot_steps, total_at
-from flowmaps.train.schedule import LRSchedule
 from flowmaps.train.snapshots import list_snapshots, snapshot_steps
 from flowmaps.train.trainer import Trainer, lr_at
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from flowmaps.train.ema import EMA, ema_name, posthoc_coefficients, sigma_rel_to_gamma
+from flowmaps.averages import ema_name, sigma_rel_to_gamma
+from flowmaps.train.ema import EMA, posthoc_coefficients
 from flowmaps.train.snapshots import reconstruct_ema, snapshot_steps, write_snapshot
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from flowmaps.config import build_config, preset
-from flowmaps.train.schedule import LRSchedule, cosine_lr, inverse_sqrt_lr, wsd_lr
+from flowmaps.schedule import LRSchedule, cosine_lr, inverse_sqrt_lr, wsd_lr
 from flowmaps.train.trainer import lr_at
 
 

@@ -26,6 +26,18 @@ def _same_run(a: Trainer, b: Trainer) -> None:
             assert torch.equal(x, b.ema.state(d)[k]), k
 
 
+def _scale_losses(monkeypatch, tr: Trainer, factor) -> None:
+    """Multiply each step's loss by ``factor()`` (nan poisons the step), as a drifted run would."""
+    real = tr._loss
+
+    def scaled(draws):
+        out = real(draws)
+        out.loss = out.loss * factor()
+        return out
+
+    monkeypatch.setattr(tr, "_loss", scaled)
+
+
 def test_resume_is_exact(tmp_path):
     """A run stopped at step 10 of 20 and resumed equals the straight run, bit for bit."""
     straight = Trainer(_cfg(steps=20), tmp_path / "a")
@@ -63,15 +75,7 @@ def test_existing_run_needs_resume(tmp_path):
 def test_nan_steps_are_skipped_then_training_stops(tmp_path, monkeypatch):
     tr = Trainer(_cfg(steps=50, max_bad_steps=3), tmp_path / "n")
     before = {k: v.clone() for k, v in tr.fm.state_dict().items()}
-    real = tr.objective.__call__
-
-    def poisoned(fm, x1, cond=None, generator=None, stage=None):
-        out = real(fm, x1, cond, generator, stage)
-        out.loss = out.loss * float("nan")
-        return out
-
-    poisoned.stage = tr.objective.stage
-    monkeypatch.setattr(tr, "objective", poisoned)
+    _scale_losses(monkeypatch, tr, lambda: float("nan"))
     rec = tr.train_step()
     assert rec.get("skipped") and tr.bad_steps == 1
     for k, v in tr.fm.state_dict().items():
@@ -88,16 +92,8 @@ def test_a_gradient_spike_is_skipped_and_training_goes_on(tmp_path, monkeypatch)
     tr = Trainer(_cfg(steps=60, max_bad_steps=3, skip_spikes=100.0), tmp_path / "s")
     for _ in range(25):
         assert not tr.train_step().get("skipped")
-    real = tr.objective.__call__
     scale = {"k": 1e6}
-
-    def spiky(fm, x1, cond=None, generator=None, stage=None):
-        out = real(fm, x1, cond, generator, stage)
-        out.loss = out.loss * scale["k"]
-        return out
-
-    spiky.stage = tr.objective.stage
-    monkeypatch.setattr(tr, "objective", spiky)
+    _scale_losses(monkeypatch, tr, lambda: scale["k"])
     before = {k: v.clone() for k, v in tr.fm.state_dict().items()}
     rec = tr.train_step()
     assert rec.get("skipped") and rec.get("spike") and tr.bad_steps == 1
@@ -118,17 +114,8 @@ def test_a_diverged_run_goes_back_to_its_checkpoint_with_half_the_learning_rate(
     from its step-20 checkpoint with the learning rate halved, finishes, and records why; with
     train.recover=0 it stops at once."""
     tr = Trainer(_cfg(steps=40, max_bad_steps=3, recover=recover), tmp_path / f"r{recover}")
-    real = tr.objective.__call__
     state = {"poison": True}
-
-    def flaky(fm, x1, cond=None, generator=None, stage=None):
-        out = real(fm, x1, cond, generator, stage)
-        if state["poison"] and tr.step >= 24:
-            out.loss = out.loss * float("nan")
-        return out
-
-    flaky.stage = tr.objective.stage
-    monkeypatch.setattr(tr, "objective", flaky)
+    _scale_losses(monkeypatch, tr, lambda: float("nan") if state["poison"] and tr.step >= 24 else 1.0)
     real_recover = tr.recover
 
     def recover_once(error):
@@ -157,16 +144,7 @@ def test_divergences_before_the_next_checkpoint_each_halve_the_rate_and_count(tm
     divergence stops the run (the count is not reset by going back)."""
     for recover, scale in ((2, 0.25), (1, None)):
         tr = Trainer(_cfg(steps=40, max_bad_steps=3, recover=recover), tmp_path / f"r{recover}")
-        real = tr.objective.__call__
-
-        def flaky(fm, x1, cond=None, generator=None, stage=None, tr=tr, real=real):
-            out = real(fm, x1, cond, generator, stage)
-            if tr.lr_scale > 0.25 and tr.step >= 24:
-                out.loss = out.loss * float("nan")
-            return out
-
-        flaky.stage = tr.objective.stage
-        monkeypatch.setattr(tr, "objective", flaky)
+        _scale_losses(monkeypatch, tr, lambda tr=tr: float("nan") if tr.lr_scale > 0.25 and tr.step >= 24 else 1.0)
         if scale is None:
             with pytest.raises(TrainingDiverged, match=r"after 1 restart\(s\)"):
                 tr.fit()
@@ -306,16 +284,7 @@ def test_budget_with_a_curriculum_times_both_kinds_of_step(tmp_path):
 def test_a_divergence_before_the_first_checkpoint_restarts_from_the_start(tmp_path, monkeypatch):
     """Steps go bad from step 3 while the learning rate is full; with it halved they are fine."""
     tr = Trainer(_cfg(steps=12, max_bad_steps=2, recover=1), tmp_path / "s")
-    real = tr.objective.__call__
-
-    def poisoned(fm, x1, cond=None, generator=None, stage=None):
-        out = real(fm, x1, cond, generator, stage)
-        if tr.lr_scale == 1.0 and tr.step >= 3:
-            out.loss = out.loss * float("nan")
-        return out
-
-    poisoned.stage = tr.objective.stage
-    monkeypatch.setattr(tr, "objective", poisoned)
+    _scale_losses(monkeypatch, tr, lambda: float("nan") if tr.lr_scale == 1.0 and tr.step >= 3 else 1.0)
     tr.fit()
     assert tr.step == 12 and tr.recoveries == [{"diverged_at": 5, "restarted_from": 0, "lr_scale": 0.5}]
     assert json.loads((tmp_path / "s" / "run.json").read_text())["recoveries"][0]["restarted_from"] == 0

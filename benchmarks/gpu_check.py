@@ -118,9 +118,9 @@ def compiled(out: Path, device: str, tiny: bool, steps: int) -> dict:
     from flowmaps.train.trainer import Trainer
 
     if tiny:
-        nets = {"unet": {"kind": "edm2", "model_channels": 16, "channel_mult": [1, 2], "num_blocks": 1,
-                         "attn_resolutions": [8], "channels_per_head": 16, "dropout": 0.0},
-                "dit": {"kind": "dit", "width": 64, "depth": 2, "heads": 2, "patch_size": 2}}
+        nets = {"unet": {"kind": "edm2", "model_channels": 8, "channel_mult": [1], "num_blocks": 1,
+                         "attn_resolutions": [], "channels_per_head": 8, "dropout": 0.0},
+                "dit": {"kind": "dit", "width": 32, "depth": 1, "heads": 2, "patch_size": 4}}
         shape, batch = (1, 16, 16), {"unet": 32, "dit": 32}
     else:
         nets = {"unet": {**preset("cifar10")["net"]}, "dit": {"kind": "dit", "width": 768, "depth": 12, "heads": 12,

@@ -69,16 +69,43 @@ SECONDS_PER_OP = 0.03
 """Cold compile seconds per ATen operation of one eager step (Dynamo, AOTAutograd and Inductor's
 C++ code generation on this project's 2-core CPU: 0.019 to 0.028 s across the MLP, the DiT and the
 EDM2 UNet, benchmarks/README.md "One compiled step"), rounded up: ``auto``'s estimate before a
-first compile; once a configuration has compiled, the seconds it took are remembered instead."""
+configuration's first compile."""
+
+WARM_SHARE = 0.25
+"""A compile whose graph Inductor's on-disk cache already holds takes about this share of the
+first, cold one (measured 0.14 to 0.24 here): the estimate for a configuration's second compile,
+until that has been measured too."""
 
 BUDGET_SHARE = 0.05
-"""``auto`` compiles only when the predicted compile time is at most this share of the time left,
-so that a compile that does not pay off costs at most this much of the run."""
+"""With no measured speed-up for a configuration yet, ``auto`` compiles only when the predicted
+compile time is at most this share of the time left, so that a compile that does not pay costs
+at most this much of the run."""
 
 MIN_STEPS = 200
 """A run of fixed length shorter than this stays eager without a probe (``auto``): a compile
 takes seconds even from the cache, more than 5% of a run this short unless its steps take over
 half a second, where the network is large enough that a cold compile takes minutes."""
+
+
+def predict_compile(memory: dict[str, float] | None, ops: Callable[[], int], graphs: int) -> tuple[float, str]:
+    """(seconds, from what) a compile of ``graphs`` graphs will take: the last compile from the
+    cache, else a share of the first compile, else the operation count ``ops()`` of one step."""
+    if memory and memory.get("warm") is not None:
+        return memory["warm"], "this configuration's last compile, from the cache"
+    if memory and memory.get("cold") is not None:
+        return WARM_SHARE * memory["cold"], (f"a quarter of this configuration's first compile ({memory['cold']:.0f} s), "
+                                             "its graph being in the cache now")
+    n = ops()
+    return n * SECONDS_PER_OP * graphs, f"{n} operations per step"
+
+
+def compile_pays(predicted_s: float, left_s: float, speedup: float | None) -> bool:
+    """Whether to compile with ``left_s`` seconds left: with a speed-up measured before, when
+    the steps it saves outweigh the compile with a 20% margin; without, when the compile costs
+    at most :data:`BUDGET_SHARE` of the time left."""
+    if speedup is None:
+        return predicted_s <= BUDGET_SHARE * left_s
+    return predicted_s <= 0.8 * (1.0 - 1.0 / speedup) * left_s
 
 
 class _Count(TorchDispatchMode):
@@ -114,21 +141,29 @@ def _memory_file() -> Path:
     return Path(cache_dir()) / "flowmaps_compile_seconds.json"
 
 
-def remembered_compile_seconds(key: str) -> float | None:
-    """The seconds the last compile of configuration ``key`` took on this machine, or None."""
+def remembered(key: str) -> dict[str, float] | None:
+    """What this machine measured for configuration ``key``: ``cold`` (its first compile, s),
+    ``warm`` (its last compile from the cache, s) and ``speedup`` (eager step time over compiled,
+    at the last compile), or None."""
     try:
-        return float(json.loads(_memory_file().read_text())[key])
-    except (OSError, ValueError, KeyError, TypeError):
+        entry = json.loads(_memory_file().read_text())[key]
+        return {k: float(v) for k, v in entry.items() if k in ("cold", "warm", "speedup")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def remember_compile_seconds(key: str, seconds: float) -> None:
-    """Record a compile's seconds (best effort: a read-only or full cache folder only loses the memory)."""
+def remember(key: str, seconds: float, speedup: float) -> None:
+    """Record a compile of configuration ``key``: the first as ``cold``, any later one (its graph
+    was cached by the first) as ``warm``, and the measured speed-up. Best effort: a read-only or
+    full cache folder only loses the memory."""
     path = _memory_file()
     try:
         known = json.loads(path.read_text()) if path.exists() else {}
         known = known if isinstance(known, dict) else {}
-        known[key] = round(float(seconds), 2)
+        entry = known.get(key) if isinstance(known.get(key), dict) else {}
+        entry["warm" if "cold" in entry else "cold"] = round(float(seconds), 2)
+        entry["speedup"] = round(float(speedup), 3)
+        known[key] = entry
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(known, indent=1))

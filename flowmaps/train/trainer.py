@@ -59,13 +59,14 @@ from .checkpoint import (
 from .compiled import (
     BUDGET_SHARE,
     MIN_STEPS,
-    SECONDS_PER_OP,
     compile_key,
+    compile_pays,
     compiled_loss,
     count_ops,
     eager_loss,
-    remember_compile_seconds,
-    remembered_compile_seconds,
+    predict_compile,
+    remember,
+    remembered,
 )
 from .ema import EMA
 from .init import init_from_run
@@ -429,10 +430,11 @@ class Trainer:
     def _auto_compile(self, stages: list[tuple[CurriculumStage, float]], eager_s: float, left_s: float,
                       probe_s: float, rough: bool = False) -> tuple[float, int]:
         """``train.compile: auto``, decided by measurement inside a probe whose state is thrown
-        away: predict the compile's seconds (remembered from the last compile of this
-        configuration, else from the step's operation count), compile only when that is at most
-        :data:`~.compiled.BUDGET_SHARE` of the ``left_s`` seconds the run has left, then time the
-        compiled steps and keep them only when they are faster than the eager steps (``eager_s``,
+        away: predict the compile's seconds (:func:`~.compiled.predict_compile`: from what this
+        machine measured for the configuration before, else from the step's operation count),
+        compile only when it pays within the ``left_s`` seconds the run has left
+        (:func:`~.compiled.compile_pays`), then time the compiled steps and keep them only when
+        they are faster than the eager steps (``eager_s``,
         measured again first when ``rough``). The choice becomes ``train.compile`` (on or off, so
         a resume takes the same steps) and its figures ``run.json``'s ``compile``. Returns (the
         chosen step time, the probe's steps)."""
@@ -443,17 +445,21 @@ class Trainer:
         key = compile_key({"net": self.cfg.net, "method": self.cfg.method, "loss": self.cfg.loss, "device": self.device.type,
                            "batch": self.per_shard, "precision": self.cfg.train.precision, "shape": self.source.shape,
                            "classes": self.source.num_classes})
-        remembered = remembered_compile_seconds(key)
-        if remembered is not None:
-            predicted, source = remembered, "the last compile of this configuration on this machine"
-        else:
-            ops = count_ops(lambda: self.train_step(stages[0][0]))
-            predicted, source = ops * SECONDS_PER_OP * len(stages), f"{ops} operations per step"
+        memory = remembered(key)
+        counted: list[int] = []
+
+        def ops() -> int:
+            counted.append(count_ops(lambda: self.train_step(stages[0][0])))
+            return counted[-1]
+
+        predicted, source = predict_compile(memory, ops, len(stages))
         predicted = D.broadcast_float(predicted, self.dist, self.device)
-        steps = 0 if remembered is not None else 1
-        if predicted > BUDGET_SHARE * left_s:
-            why = (f"not compiled: compiling would take about {predicted:.0f} s ({source}), over "
-                   f"{BUDGET_SHARE:.0%} of the {left_s:.0f} s this run has left")
+        speedup = memory.get("speedup") if memory else None
+        steps = len(counted)
+        if not compile_pays(predicted, left_s, speedup):
+            share = (f"{BUDGET_SHARE:.0%} of" if speedup is None
+                     else f"what a {speedup:.2f}x faster step (measured before) saves in")
+            why = f"not compiled: compiling would take about {predicted:.0f} s ({source}), over {share} the {left_s:.0f} s left"
             self._decided_compile(False, {"predicted_compile_seconds": round(predicted, 1), "predicted_from": source,
                                           "eager_step_seconds": round(eager_s, 5), "why": why})
             return eager_s, steps
@@ -475,8 +481,8 @@ class Trainer:
             return eager_s, steps
         self._sync()
         compile_s = D.broadcast_float(max(time.perf_counter() - t0 - eager_s * len(stages), 0.0), self.dist, self.device)
-        remember_compile_seconds(key, compile_s)
         compiled_s, more = self._probe_steps(stages, 1, probe_s)
+        remember(key, compile_s, eager_s / compiled_s)
         keep = compiled_s < 0.97 * eager_s
         why = (f"{'compiled' if keep else 'not compiled'}: a compiled step takes {1e3 * compiled_s:.1f} ms against "
                f"{1e3 * eager_s:.1f} ms op by op (compiling took {compile_s:.0f} s)")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from flowmaps import FlowMap, sample
-from flowmaps.guidance import class_condition, drop_labels, null_label, sample_guidance
+from flowmaps.guidance import class_condition, drop_labels, guided_fm_correction, null_label, sample_guidance
 from flowmaps.nets import MLP
 from flowmaps.nets.edm2 import EDM2Config, EDM2UNet
 
@@ -109,3 +109,20 @@ def test_a_guided_step_runs_under_bfloat16_autocast(method):
         out = obj(fm, torch.randn(64, 2), {"y": torch.randint(0, 3, (64,))}, generator=torch.Generator().manual_seed(0))
     out.loss.float().backward()
     assert torch.isfinite(out.loss.detach()) and all(torch.isfinite(p.grad).all() for p in fm.parameters())
+
+
+def test_the_guided_target_is_the_same_masked_inside_a_compiled_graph(monkeypatch):
+    """Inside a compiled graph the guided flow-matching correction computes every row and masks
+    the ones at alpha = 1 or with the null label, instead of selecting rows: the same values."""
+    torch.manual_seed(0)
+    net = MLP(dim=2, width=32, depth=2, num_classes=3, guidance=True)
+    torch.nn.init.normal_(net.label_embedding.weight)
+    fm = FlowMap(net, "s_t")
+    x, t = torch.randn(16, 2), torch.rand(16)
+    y = torch.tensor([0, 1, 2, 3] * 4)
+    alpha = torch.tensor([1.0, 2.5, 0.5, 3.0] * 2 + [1.0] * 4 + [0.0, 4.0, 1.0, 2.0])
+    selected = guided_fm_correction(fm, x, t, y, alpha, 3)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    masked = guided_fm_correction(fm, x, t, y, alpha, 3)
+    torch.testing.assert_close(masked, selected)
+    assert selected.abs().sum() > 0 and torch.equal(masked[(alpha == 1) | (y == 3)], torch.zeros_like(x)[(alpha == 1) | (y == 3)])

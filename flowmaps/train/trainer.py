@@ -504,8 +504,6 @@ class Trainer:
         run of fewer than :data:`~.compiled.MIN_STEPS` steps stays eager without a probe."""
         left = self.cfg.train.steps - self.step
         if left < MIN_STEPS:
-            self.cfg.train.compile = "off"
-            self.compile_info = {"choice": "off", "why": f"not compiled: {left} steps are too few for a compile to pay"}
             return
         saved = self.snapshot()
         stages = self._probe_stages()

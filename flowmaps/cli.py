@@ -354,6 +354,8 @@ def _run_info(run: Path) -> int:
     cfg = folder.read_config()
     ckpts = list_checkpoints(folder.checkpoints)
     print(f"run {run}: {cfg.method} on {cfg.data.name}, {cfg.train.steps:,} steps planned")
+    compiled = folder.read_meta().get("compile")
+    print(f"train.compile: {cfg.train.compile}" + (f" (auto: {compiled['why']})" if compiled else ""))
     print(f"training lock: {lock_status(run)}")
     print(f"checkpoints in {folder.checkpoints} (newest first; train.keep_ckpts={cfg.train.keep_ckpts}):" if ckpts else
           "checkpoints: none yet")

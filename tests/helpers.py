@@ -1,8 +1,9 @@
-"""Small networks shared by the tests."""
+"""Small networks and configurations shared by the tests."""
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from flowmaps.config import Config, build_config, preset
 from flowmaps.nets.attention import attention
 
 
@@ -110,3 +111,15 @@ def explicit_tangent_errors(fm, fm64, x, s, t, cond=None, seed=0):
             _, fd = jvp(fn, [p for _, p, _ in moving], [d for _, _, d in moving], backend="fd", fd_eps=1e-6)
             errors[name] = (relative_error(dX, dX_ref), relative_error(dX64, fd))
     return errors
+
+
+def small_config(preset_name: str, method: str, net: dict, small_train: dict, **sections: dict) -> Config:
+    """Preset ``preset_name`` with ``method``, the ``net`` section replaced, the ``small_train``
+    keys set in ``train``, then each section in ``sections`` (``train`` too) updated."""
+    base = preset(preset_name)
+    base["method"] = method
+    base["net"] = net
+    base["train"].update(small_train)
+    for k, v in sections.items():
+        base.setdefault(k, {}).update(v)
+    return build_config(base)

@@ -6,11 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from flowmaps.config import ConfigError, build_config, preset
+from flowmaps.config import ConfigError
 from flowmaps.data.toy2d import gaussian_problem
 from flowmaps.external import load_velocity
 from flowmaps.run import load_run
 from flowmaps.train.trainer import Trainer
+
+from .helpers import small_config
 
 
 class ExactVelocity(nn.Module):
@@ -49,14 +51,9 @@ def _export(module, path, kind):
 
 
 def _cfg(method="lmd", **over):
-    base = preset("gaussian")
-    base["method"] = method
-    base["net"] = {"kind": "mlp", "width": 32, "depth": 2}
-    base["train"].update({"steps": 10, "batch_size": 64, "progress": False, "log_every": 5, "ckpt_every": 10,
-                          "ema_snapshots": 0})
-    for k, v in over.items():
-        base.setdefault(k, {}).update(v)
-    return build_config(base)
+    return small_config("gaussian", method, {"kind": "mlp", "width": 32, "depth": 2},
+                        {"steps": 10, "batch_size": 64, "progress": False, "log_every": 5, "ckpt_every": 10,
+                         "ema_snapshots": 0}, **over)
 
 
 @pytest.mark.parametrize("kind", ["torchscript", "export"])

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -36,8 +35,15 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..flow_map import FlowMap
 from ..losses.objective import Draws, LossOutput, Objective
+from .checkpoint import write_text_atomic
 
 LossFn = Callable[[Draws], LossOutput]
+
+
+def compilable(jvp_backend: str) -> bool:
+    """Whether a step with this ``loss.jvp_backend`` can be compiled: only the networks' explicit
+    tangent passes run inside a graph (forward-mode AD cannot)."""
+    return jvp_backend in ("auto", "explicit")
 
 
 def eager_loss(objective: Objective, fm: FlowMap, autocast: Callable[[], contextlib.AbstractContextManager]) -> LossFn:
@@ -165,8 +171,6 @@ def remember(key: str, seconds: float, speedup: float) -> None:
         entry["speedup"] = round(float(speedup), 3)
         known[key] = entry
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(known, indent=1))
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(known, indent=1))
     except (OSError, ValueError):
         pass

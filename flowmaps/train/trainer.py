@@ -59,6 +59,7 @@ from .checkpoint import (
 from .compiled import (
     BUDGET_SHARE,
     MIN_STEPS,
+    compilable,
     compile_key,
     compile_pays,
     compiled_loss,
@@ -295,7 +296,7 @@ class Trainer:
     def set_compiled(self, on: bool, backend: str = "inductor") -> None:
         """Run the network part of each step compiled (:mod:`.compiled`; ``backend``: Dynamo's
         code generator) or op by op."""
-        if on and self.cfg.loss.jvp_backend not in ("auto", "explicit"):
+        if on and not compilable(self.cfg.loss.jvp_backend):
             raise ConfigError(f"train.compile=on needs the networks' explicit tangents (loss.jvp_backend auto or explicit, "
                               f"not {self.cfg.loss.jvp_backend!r}): forward-mode AD cannot run inside a compiled graph")
         self.compiled = on
@@ -438,7 +439,7 @@ class Trainer:
         measured again first when ``rough``). The choice becomes ``train.compile`` (on or off, so
         a resume takes the same steps) and its figures ``run.json``'s ``compile``. Returns (the
         chosen step time, the probe's steps)."""
-        if self.cfg.loss.jvp_backend not in ("auto", "explicit"):
+        if not compilable(self.cfg.loss.jvp_backend):
             self._decided_compile(False, {"why": f"not compiled: loss.jvp_backend={self.cfg.loss.jvp_backend} runs "
                                                  "forward-mode AD, which a compiled graph cannot hold"})
             return eager_s, 0
@@ -456,16 +457,17 @@ class Trainer:
         predicted = D.broadcast_float(predicted, self.dist, self.device)
         speedup = memory.get("speedup") if memory else None
         steps = len(counted)
+        prediction = {"predicted_compile_seconds": round(predicted, 1), "predicted_from": source}
         if not compile_pays(predicted, left_s, speedup):
             share = (f"{BUDGET_SHARE:.0%} of" if speedup is None
                      else f"what a {speedup:.2f}x faster step (measured before) saves in")
             why = f"not compiled: compiling would take about {predicted:.0f} s ({source}), over {share} the {left_s:.0f} s left"
-            self._decided_compile(False, {"predicted_compile_seconds": round(predicted, 1), "predicted_from": source,
-                                          "eager_step_seconds": round(eager_s, 5), "why": why})
+            self._decided_compile(False, {**prediction, "eager_step_seconds": round(eager_s, 5), "why": why})
             return eager_s, steps
         if rough:
             eager_s, more = self._probe_steps(stages, 1, probe_s)
             steps += more
+        prediction["eager_step_seconds"] = round(eager_s, 5)
         self.set_compiled(True)
         t0 = time.perf_counter()
         saved = self.snapshot()
@@ -475,9 +477,7 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 -- auto falls back to the eager step whatever stopped the compile
             self.load_state_dict(saved)
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            self._decided_compile(False, {"predicted_compile_seconds": round(predicted, 1), "predicted_from": source,
-                                          "eager_step_seconds": round(eager_s, 5),
-                                          "why": f"not compiled: the compile failed ({type(e).__name__}: {first})"})
+            self._decided_compile(False, {**prediction, "why": f"not compiled: the compile failed ({type(e).__name__}: {first})"})
             return eager_s, steps
         self._sync()
         compile_s = D.broadcast_float(max(time.perf_counter() - t0 - eager_s * len(stages), 0.0), self.dist, self.device)
@@ -486,8 +486,7 @@ class Trainer:
         keep = compiled_s < 0.97 * eager_s
         why = (f"{'compiled' if keep else 'not compiled'}: a compiled step takes {1e3 * compiled_s:.1f} ms against "
                f"{1e3 * eager_s:.1f} ms op by op (compiling took {compile_s:.0f} s)")
-        self._decided_compile(keep, {"predicted_compile_seconds": round(predicted, 1), "predicted_from": source,
-                                     "eager_step_seconds": round(eager_s, 5), "compile_seconds": round(compile_s, 1),
+        self._decided_compile(keep, {**prediction, "compile_seconds": round(compile_s, 1),
                                      "compiled_step_seconds": round(compiled_s, 5), "why": why})
         return (compiled_s if keep else eager_s), steps + len(stages) + more
 

@@ -10,33 +10,25 @@ import torch._dynamo
 import yaml
 from torch._dynamo.utils import counters
 
-from flowmaps.config import ConfigError, build_config, preset
+from flowmaps.config import ConfigError, preset
 from flowmaps.losses.curriculum import FULL, CurriculumStage
 from flowmaps.train import compiled as compiled_mod
 from flowmaps.train import trainer as trainer_mod
 from flowmaps.train.trainer import Trainer
 
+from ..helpers import small_config
+
 
 def _mlp(method="lsd", **over):
-    base = preset("gaussian")
-    base["method"] = method
-    base["net"] = {"kind": "mlp", "width": 32, "depth": 2}
-    base["train"].update({"steps": 12, "batch_size": 64, "progress": False, "log_every": 4, "ckpt_every": 100,
-                          "ema_snapshots": 0})
-    for k, v in over.items():
-        base.setdefault(k, {}).update(v)
-    return build_config(base)
+    return small_config("gaussian", method, {"kind": "mlp", "width": 32, "depth": 2},
+                        {"steps": 12, "batch_size": 64, "progress": False, "log_every": 4, "ckpt_every": 100,
+                         "ema_snapshots": 0}, **over)
 
 
 def _digits(name, method, net, **over):
-    base = preset(name)
-    base["method"] = method
-    base["net"] = {**base["net"], **net}
-    base["train"].update({"steps": 12, "minutes": None, "batch_size": 16, "progress": False, "log_every": 4,
-                          "ckpt_every": 100, "ema_snapshots": 0})
-    for k, v in over.items():
-        base.setdefault(k, {}).update(v)
-    return build_config(base)
+    return small_config(name, method, {**preset(name)["net"], **net},
+                        {"steps": 12, "minutes": None, "batch_size": 16, "progress": False, "log_every": 4,
+                         "ckpt_every": 100, "ema_snapshots": 0}, **over)
 
 
 UNET = {"model_channels": 8, "channels_per_head": 8, "channel_mult": [1], "attn_resolutions": []}
